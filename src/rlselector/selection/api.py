@@ -1,0 +1,179 @@
+"""``select()``: validate, run a method, write the selection format."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..data.base import Dataset
+from ..errors import InputError
+from .format import FORMAT_VERSION, MANIFEST, SCORE_DIRECTION, Selection, write_selection
+from .method import MethodResult, SelectionContext, get_method
+from .policies import top_k
+
+log = logging.getLogger(__name__)
+
+BAND = 0.01
+"""Achieved ratios must lie within ±1 percentage point of the requested one (the paper's band)."""
+WIPED_OUT_SHARE = 0.25
+"""A class keeping less than this share of the requested ratio is reported as nearly wiped out."""
+
+
+def check_ratio(ratio: float) -> float:
+    if not isinstance(ratio, (int, float)) or not (0.0 < float(ratio) <= 1.0) or np.isnan(ratio):
+        raise InputError(f"--ratio is the share of training samples to KEEP and must lie in (0, 1]; got {ratio!r}")
+    return float(ratio)
+
+
+def check_features(features: Any, n: int, *, where: str = "--features") -> np.ndarray:
+    """Per-sample features: one finite float row per training sample."""
+    if isinstance(features, (str, Path)):
+        path = Path(features)
+        if not path.exists():
+            raise InputError(f"{path}: features file not found; give a .npy of shape (N, d)")
+        try:
+            features = np.load(path, mmap_mode="r")
+        except ValueError as err:
+            raise InputError(f"{path}: not a .npy array ({err}); save features with numpy.save") from err
+        where = str(path)
+    features = np.asarray(features)
+    if features.ndim != 2:
+        raise InputError(f"{where}: features must be 2-D (N, d), got shape {features.shape}")
+    if features.shape[0] != n:
+        raise InputError(
+            f"{where}: {features.shape[0]} feature rows but the training set has {n} samples; "
+            f"features must hold one row per training sample in dataset order (same --limit and seed)"
+        )
+    if not np.issubdtype(features.dtype, np.floating):
+        raise InputError(f"{where}: features must be float, got dtype {features.dtype}; cast them with .astype('float32')")
+    bad = ~np.isfinite(features).all(axis=1)
+    if bad.any():
+        raise InputError(f"{where}: {int(bad.sum())} rows hold NaN or inf (first: row {int(np.flatnonzero(bad)[0])}); clean or drop them")
+    return np.ascontiguousarray(features, dtype=np.float32)
+
+
+def select(
+    dataset: Dataset,
+    method: str = "rl-selector",
+    ratio: float = 0.5,
+    seed: int = 0,
+    *,
+    class_balanced: bool = False,
+    features: np.ndarray | str | Path | None = None,
+    dynamics: Any = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    cache_dir: str | Path | None = None,
+    proxy_config: Any = None,
+    progress: bool = True,
+    **params: Any,
+) -> Selection:
+    """Select ``ratio`` of ``dataset``'s training set with ``method``; write it to ``out`` if given.
+
+    Returns the same :class:`Selection` object :func:`load_selection` returns. Every input is
+    checked before heavy work; nothing is written unless the selection completes.
+
+    >>> from rlselector import load_dataset, select
+    >>> sel = select(load_dataset("digits"), method="random", ratio=0.5, seed=0, progress=False)
+    >>> sel.manifest["n_kept"], len(sel.scores)
+    (718, 1437)
+    """
+    ratio = check_ratio(ratio)
+    method_cls = get_method(method)
+    instance = method_cls(method_cls.make_params(**params))
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None and (out_dir / MANIFEST).exists() and not overwrite and not resume:
+        raise InputError(f"{out_dir / MANIFEST}: a selection already exists there; choose another --out or pass --overwrite")
+    ctx = SelectionContext(
+        dataset=dataset,
+        ratio=ratio,
+        seed=int(seed),
+        class_balanced=class_balanced,
+        features=None if features is None else check_features(features, len(dataset)),
+        dynamics=dynamics,
+        workdir=(out_dir / "work") if out_dir is not None else None,
+        cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        resume=resume,
+        progress=progress,
+        proxy_config=proxy_config,
+    )
+    instance.validate(ctx)
+
+    started = time.perf_counter()
+    result = instance.run(ctx)
+    total = time.perf_counter() - started
+    selection = _finalise(instance, ctx, result, total)
+    if out_dir is not None:
+        write_selection(out_dir, selection)
+        log.info("selection written to %s", out_dir)
+    return selection
+
+
+def _finalise(instance, ctx: SelectionContext, result: MethodResult, total_seconds: float) -> Selection:
+    dataset, n = ctx.dataset, len(ctx.dataset)
+    scores = np.asarray(result.scores, dtype=np.float64)
+    if scores.shape != (n,) or not np.isfinite(scores).all():
+        raise RuntimeError(f"method {instance.name!r} returned scores of shape {scores.shape} (finite: {np.isfinite(scores).all()}); expected ({n},)")
+    indices = top_k(scores, ctx.budget) if result.indices is None else np.unique(np.asarray(result.indices, dtype=np.int64))
+    labels = ctx.labels
+    kept_per_class = np.bincount(labels[indices], minlength=dataset.num_classes)
+    totals = dataset.class_counts
+    warnings = [
+        f"class {dataset.classes[k]!r} keeps {kept_per_class[k]} of {totals[k]} samples"
+        for k in range(dataset.num_classes)
+        if kept_per_class[k] < WIPED_OUT_SHARE * ctx.ratio * totals[k]
+    ]
+    for warning in warnings:
+        log.warning("nearly wiped out: %s", warning)
+    proxy_seconds = float(ctx.timings.get("proxy_s", 0.0))
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "method": instance.name,
+        "params": _jsonable(instance.params),
+        "reference": instance.reference,
+        "ratio_requested": ctx.ratio,
+        "ratio_achieved": len(indices) / n,
+        "n": n,
+        "n_kept": int(len(indices)),
+        "seed": ctx.seed,
+        "class_balanced": ctx.class_balanced,
+        "features": "user" if ctx.features is not None else None,
+        "dataset": {
+            "name": dataset.name,
+            "fingerprint": dataset.fingerprint,
+            "source": dataset.source,
+            "num_classes": dataset.num_classes,
+        },
+        "per_class": {
+            dataset.classes[k]: {"kept": int(kept_per_class[k]), "total": int(totals[k])}
+            for k in range(dataset.num_classes)
+        },
+        "warnings": warnings,
+        "score_direction": SCORE_DIRECTION,
+        "timings": {
+            "selection_s": round(total_seconds - proxy_seconds, 3),
+            "proxy_s": round(proxy_seconds, 3),
+            "proxy_cached": bool(ctx.timings.get("proxy_cached", False)),
+            **{key: round(value, 3) for key, value in ctx.timings.items() if key not in ("proxy_s", "proxy_cached")},
+        },
+        "package_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **result.info,
+    }
+    return Selection(indices=indices, scores=scores, manifest=manifest, raw_scores=result.raw_scores)
+
+
+def _jsonable(params: Any) -> dict[str, Any]:
+    import dataclasses
+
+    out = {}
+    for f in dataclasses.fields(params):
+        value = getattr(params, f.name)
+        out[f.name] = str(value) if isinstance(value, Path) else value
+    return out

@@ -1,0 +1,202 @@
+"""The one contract every selection method stands behind, and the registry that lists them.
+
+A method is a class with a ``name``, a one-line ``summary``, the ``inputs`` it uses and a typed
+``Params`` dataclass (one help line per field). It receives a :class:`SelectionContext` and returns
+a :class:`MethodResult`; :func:`rlselector.select` validates the inputs before any heavy work and
+turns the result into the :class:`~rlselector.selection.format.Selection` format.
+
+Score-based methods subclass :class:`ScoreMethod`: they only compute a score; the policy that turns
+it into a subset (keep-highest, keep-lowest, band, stratified, random; class-balanced or not) is a
+parameter, never a copy of code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..data.base import Dataset
+from ..errors import InputError
+from .policies import POLICIES, apply_policy
+
+
+def param(default: Any, help: str, **kwargs: Any) -> Any:
+    """A method parameter: its default and the one line ``rlselector methods`` shows for it."""
+    if isinstance(default, (list, dict, set)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+@dataclass
+class SelectionContext:
+    """Everything a method may read. Heavy inputs (the proxy run) are produced on first use."""
+
+    dataset: Dataset
+    ratio: float
+    """Share of the training set to keep, in (0, 1]."""
+    seed: int
+    class_balanced: bool = False
+    """Keep each class in proportion to its size."""
+    features: np.ndarray | None = None
+    """User-supplied per-sample features (N, d), float; methods that embed use these instead of a proxy."""
+    dynamics: Any = None
+    """User-supplied training dynamics (a ProxyRecord), replacing the proxy run."""
+    workdir: Path | None = None
+    """Where a method keeps checkpoints and caches for resume; None = no checkpoints."""
+    cache_dir: Path | None = None
+    """Shared cache of proxy runs, keyed by (dataset fingerprint, model, recipe, seed)."""
+    resume: bool = False
+    """Continue an interrupted run from its last checkpoint in ``workdir``."""
+    progress: bool = True
+    proxy_config: Any = None
+    """The recipe of the proxy run (a ProxyConfig); None = the default for the dataset."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per stage; the proxy stage is recorded apart from the method's own time."""
+
+    @property
+    def budget(self) -> int:
+        """Number of samples to keep: round(ratio·N), at least one."""
+        return max(1, int(round(self.ratio * len(self.dataset))))
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.dataset.train.label_array
+
+    def rng(self, stream: str = "") -> np.random.Generator:
+        """A numpy generator for this run's seed; distinct ``stream`` names give independent streams."""
+        return np.random.default_rng([self.seed, *stream.encode()])
+
+    def proxy(self):
+        """The proxy run's record (per-epoch losses, correctness, logits, features), cached on disk."""
+        if self.dynamics is not None:
+            return self.dynamics
+        from .proxy import run_proxy  # the proxy stage trains a model: imported only when needed
+
+        record, seconds, cached = run_proxy(
+            self.dataset, self.proxy_config, seed=self.seed, cache_dir=self.cache_dir, progress=self.progress
+        )
+        self.timings.setdefault("proxy_s", 0.0 if cached else seconds)
+        self.timings.setdefault("proxy_cached", cached)
+        self.dynamics = record
+        return record
+
+    def embeddings(self, epoch: int | None = None) -> np.ndarray:
+        """Per-sample features: the user's ``--features`` if given, else the proxy's (final epoch)."""
+        if self.features is not None:
+            return self.features
+        return self.proxy().features_at(epoch)
+
+
+@dataclass
+class MethodResult:
+    scores: np.ndarray
+    """(N,) keep priority, higher = keep. If ``indices`` is None the subset is its top-k."""
+    indices: np.ndarray | None = None
+    """The kept indices when the method chooses its subset itself (e.g. RL-Selector's own ratio)."""
+    raw_scores: np.ndarray | None = None
+    """The method's own score, if it differs from the keep priority (e.g. EL2N value)."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """Extra manifest fields: diagnostics, approximations used, band enforcement, ..."""
+
+
+class SelectionMethod(ABC):
+    """Base class of every selection method."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    """One line for ``rlselector methods``."""
+    inputs: ClassVar[tuple[str, ...]] = ()
+    """What it reads: 'features', 'proxy' (training dynamics), 'target-training' (trains its own net)."""
+    reference: ClassVar[str] = ""
+    """The paper the method follows."""
+
+    @dataclass
+    class Params:
+        pass
+
+    def __init__(self, params: "SelectionMethod.Params | None" = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    @classmethod
+    def make_params(cls, **values: Any) -> Any:
+        known = {f.name for f in dataclasses.fields(cls.Params)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(
+                f"method {cls.name!r} has no parameter(s) {unknown}; its parameters are: "
+                f"{', '.join(sorted(known)) or '(none)'}"
+            )
+        try:
+            return cls.Params(**values)
+        except (TypeError, ValueError) as err:
+            raise InputError(f"method {cls.name!r}: bad parameter ({err})") from err
+
+    def validate(self, ctx: SelectionContext) -> None:
+        """Refuse bad input before heavy work; subclasses add their own checks."""
+
+    @abstractmethod
+    def run(self, ctx: SelectionContext) -> MethodResult:
+        """Compute the selection."""
+
+
+class ScoreMethod(SelectionMethod):
+    """A method that only scores samples; the policy parameter picks the subset."""
+
+    default_policy: ClassVar[str] = "keep-highest"
+    raw_score_name: ClassVar[str] = "score"
+
+    @abstractmethod
+    def score(self, ctx: SelectionContext) -> np.ndarray:
+        """(N,) raw score of each training sample."""
+
+    def policy_name(self) -> str:
+        return getattr(self.params, "policy", None) or self.default_policy
+
+    def validate(self, ctx: SelectionContext) -> None:
+        if self.policy_name() not in POLICIES:
+            raise InputError(f"unknown policy {self.policy_name()!r}; known: {', '.join(sorted(POLICIES))}")
+
+    def run(self, ctx: SelectionContext) -> MethodResult:
+        raw = np.asarray(self.score(ctx), dtype=np.float64)
+        labels = ctx.labels if ctx.class_balanced else None
+        kept, priority = apply_policy(
+            self.policy_name(), raw, ctx.budget, ctx.rng("policy"), labels=labels, num_classes=ctx.dataset.num_classes
+        )
+        return MethodResult(
+            scores=priority,
+            indices=kept,
+            raw_scores=raw,
+            info={"policy": self.policy_name(), "raw_score": self.raw_score_name},
+        )
+
+
+METHODS: dict[str, type[SelectionMethod]] = {}
+
+
+def register_method(cls: type[SelectionMethod]) -> type[SelectionMethod]:
+    """Class decorator: make a method selectable by its ``name``."""
+    if cls.name in METHODS:
+        raise RuntimeError(f"selection method {cls.name!r} registered twice")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def get_method(name: str) -> type[SelectionMethod]:
+    _load_builtin_methods()
+    if name not in METHODS:
+        raise InputError(f"unknown selection method {name!r}; known methods: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+def list_methods() -> list[type[SelectionMethod]]:
+    _load_builtin_methods()
+    return [METHODS[name] for name in sorted(METHODS)]
+
+
+def _load_builtin_methods() -> None:
+    from .. import methods  # noqa: F401  (each module registers itself on import)

@@ -1,0 +1,42 @@
+"""No-grad passes over a split: accuracy (top-1/top-5) and penultimate features."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.base import Split
+from ..data.transforms import BatchTransform
+
+
+@torch.no_grad()
+def forward_split(
+    model: nn.Module, split: Split, transform: BatchTransform, *, batch_size: int = 1024, want_features: bool = True
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Features ``(N, d)`` (or None) and logits ``(N, classes)`` of every sample, in order, eval mode."""
+    was_training = model.training
+    model.eval()
+    features, logits = [], []
+    for start in range(0, len(split), batch_size):
+        index = torch.arange(start, min(start + batch_size, len(split)))
+        images, _ = split.batch(index)
+        feats = model.features(transform(images))
+        if want_features:
+            features.append(feats.float().numpy())
+        logits.append(model.classifier(feats).float().numpy())
+    model.train(was_training)
+    return (np.concatenate(features) if want_features else None), np.concatenate(logits)
+
+
+def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
+    k = min(k, logits.shape[1])
+    top = np.argpartition(-logits, kth=k - 1, axis=1)[:, :k]
+    return float((top == labels[:, None]).any(axis=1).mean())
+
+
+def evaluate(model: nn.Module, split: Split, transform: BatchTransform, *, batch_size: int = 1024) -> dict[str, float]:
+    """Top-1 and top-5 accuracy in percent on ``split``."""
+    _, logits = forward_split(model, split, transform, batch_size=batch_size, want_features=False)
+    labels = split.label_array
+    return {"top1": 100.0 * topk_accuracy(logits, labels, 1), "top5": 100.0 * topk_accuracy(logits, labels, 5)}

@@ -1,0 +1,59 @@
+"""Per-minibatch hooks: how a selector acts inside training without a second loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class BatchContext:
+    """What one training step hands its hooks. Tensors are detached (no graph is kept)."""
+
+    epoch: int
+    """0-based epoch."""
+    step: int
+    """Global step since the start of training (continues across a resume)."""
+    indices: torch.Tensor
+    """(B,) training-set indices of the samples in this batch."""
+    labels: torch.Tensor
+    logits: torch.Tensor
+    """(B, classes) logits of the forward pass that produced this step's gradient."""
+    losses: torch.Tensor
+    """(B,) per-sample cross-entropy."""
+    features: torch.Tensor
+    """(B, d) penultimate features (the input of the model's last linear layer)."""
+    model: nn.Module
+    """The model being trained (unwrapped from DistributedDataParallel)."""
+    images: torch.Tensor | None = None
+    """The normalised, augmented input batch, for hooks that need per-sample gradients."""
+
+
+class TrainHook:
+    """Base class: override what you need. State returned by :meth:`state_dict` is saved in every
+    epoch checkpoint and handed back to :meth:`load_state_dict` on resume."""
+
+    def on_train_start(self, model: nn.Module, dataset: Any) -> None:
+        pass
+
+    def on_epoch_start(self, epoch: int, model: nn.Module) -> None:
+        pass
+
+    def on_batch(self, batch: BatchContext) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> dict[str, float] | None:
+        """May return numbers to add to the epoch's log record."""
+        return None
+
+    def on_train_end(self, model: nn.Module) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
