@@ -168,6 +168,11 @@ def validate_split(images: Any, labels: np.ndarray, num_classes: int, *, where: 
         raise InputError(f"{where}: the split holds no samples.{hint}")
     if len(images.shape) != 4:
         raise InputError(f"{where}: images must be (N, C, H, W), got shape {tuple(images.shape)}.{hint}")
+    if images.shape[2] != images.shape[3]:
+        raise InputError(
+            f"{where}: images are {images.shape[2]}x{images.shape[3]}; models here take square images: "
+            f"resize them (for an image folder: folder:/path?size=N).{hint}"
+        )
     if labels.min() < 0 or labels.max() >= num_classes:
         bad = labels[(labels < 0) | (labels >= num_classes)][:5].tolist()
         raise InputError(

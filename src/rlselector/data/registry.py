@@ -33,7 +33,7 @@ def register_source(name: str, summary: str, *, needs_path: bool = False, instal
             summary=summary,
             load=load,
             needs_path=needs_path,
-            installed=installed or (lambda: None if not needs_path else "give a path: NAME:/path/to/data"),
+            installed=installed or (lambda: None if not needs_path else f"user data: --data {name}:/path"),
         )
         return load
 

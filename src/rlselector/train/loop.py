@@ -117,7 +117,8 @@ def epoch_batches(n: int, batch_size: int, epoch: int, seed: int, dist_ctx: Dist
     order = torch.tensor(list(iter(sampler)), dtype=torch.long)
     batches = list(torch.split(order, batch_size))
     if len(batches) > 1 and len(batches[-1]) == 1:
-        batches[-2] = torch.cat([batches[-2], batches.pop()])
+        lone = batches.pop()
+        batches[-1] = torch.cat([batches[-1], lone])
     return batches
 
 
@@ -253,6 +254,9 @@ def train(
             dist_ctx.barrier()
             log.info("epoch %d/%d loss %.4f train acc %.2f%% (%.0f img/s)", epoch + 1, config.epochs, record["train_loss"], record["train_acc"], record["images_per_s"])
 
+    if dist_ctx.enabled:  # batch-norm statistics drift per rank after the last step: take rank 0's
+        for buffer in model.buffers():
+            torch.distributed.broadcast(buffer, src=0)
     for hook in hooks:
         hook.on_train_end(model)
     accuracy = {"top1": None, "top5": None}
@@ -293,3 +297,19 @@ def _checkpoint(path, model, optimizer, schedule, hooks, config, epoch, step, hi
 def _rewrite_log(path: Path, history: list[dict]) -> None:
     """On resume, the log holds exactly the checkpointed epochs (a crash may have left one more)."""
     atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in history).encode())
+
+
+def build_for(dataset: Dataset, model: str, width: int | None, seed: int) -> nn.Module:
+    """Seed everything, then build ``model`` shaped for ``dataset`` (channels, size, classes)."""
+    from ..models import build_model
+
+    seed_everything(seed)
+    return build_model(model, in_channels=dataset.in_channels, num_classes=dataset.num_classes, image_size=dataset.image_size, width=width)
+
+
+def train_model(
+    dataset: Dataset, *, model: str, width: int | None, config: TrainConfig, **kwargs: Any
+) -> tuple[nn.Module, TrainResult]:
+    """Build a fresh ``model`` for ``dataset`` from ``config.seed`` and train it from scratch."""
+    net = build_for(dataset, model, width, config.seed)
+    return net, train(net, dataset, config, **kwargs)

@@ -1,0 +1,286 @@
+"""The ``rlselector`` command line. Nothing else imports this module."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from .errors import InputError
+
+app = typer.Typer(
+    help="rlselector: shrink a training set to the samples that matter (RL-Selector and baselines).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+
+DataOpt = Annotated[str, typer.Option("--data", help="Dataset: fashion-mnist, mnist, digits, or user data cifar10:/path, cifar100:/path, folder:/path, tiny-imagenet:/path, npz:/file.npz.")]
+DataRootOpt = Annotated[Optional[str], typer.Option("--data-root", help="Directory of a built-in source's files, instead of its default location.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of everything random in this run; the same seed gives the same result on the same machine.")]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="Use a seeded, class-stratified subset of N training samples (quick runs).")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out from its last checkpoint.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+
+
+@app.callback()
+def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+    )
+
+
+def _fail(err: Exception) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {err}")
+    raise typer.Exit(2)
+
+
+def _load(data: str, data_root: str | None, limit: int | None, seed: int):
+    from .data import load_dataset
+
+    return load_dataset(data, root=data_root, limit=limit, seed=seed)
+
+
+@app.command()
+def datasets() -> None:
+    """List every data source, whether it is installed here, and its sizes."""
+    from .data import SOURCES
+
+    wide = console.width >= 140  # the one-line summaries only fit a wide terminal
+    table = Table("source", "installed", "train", "test", "classes", "image", *(["about"] if wide else []))
+    for source in SOURCES.values():
+        missing = source.installed()
+        if missing is None and not source.needs_path:
+            try:
+                ds = source.load(None)
+            except InputError as err:
+                table.add_row(source.name, f"[red]broken[/]: {err}", "", "", "", "", *([source.summary] if wide else []))
+                continue
+            size = f"{ds.in_channels}x{ds.image_size}x{ds.image_size}"
+            test = len(ds.test) if ds.test is not None else 0
+            table.add_row(source.name, "[green]yes[/]", f"{len(ds):,}", f"{test:,}", str(ds.num_classes), size, *([source.summary] if wide else []))
+        else:
+            table.add_row(source.name, f"[yellow]{missing}[/]", "", "", "", "", *([source.summary] if wide else []))
+    console.print(table)
+
+
+@app.command()
+def methods(params: Annotated[bool, typer.Option("--params", help="Also list each method's parameters with their defaults and help.")] = False) -> None:
+    """List the selection methods, one line each, with the inputs they need."""
+    import dataclasses
+
+    from .selection import list_methods
+
+    table = Table("method", "inputs", "what it does")
+    for method in list_methods():
+        table.add_row(method.name, ", ".join(method.inputs) or "-", method.summary)
+        if params:
+            for f in dataclasses.fields(method.Params):
+                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+                table.add_row("", f"  {f.name}={default!r}", f.metadata.get("help", ""))
+    console.print(table)
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"--param expects KEY=VALUE, got {pair!r}")
+        params[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return params
+
+
+@app.command()
+def select(
+    data: DataOpt = "fashion-mnist",
+    method: Annotated[str, typer.Option("--method", help="Selection method (see 'rlselector methods').")] = "rl-selector",
+    ratio: Annotated[float, typer.Option("--ratio", help="Share of the training set to KEEP, in (0, 1].")] = 0.5,
+    seed: SeedOpt = 0,
+    out: Annotated[Path, typer.Option("--out", help="Directory to write selection.json and selection.npz into.")] = Path("runs/selection"),
+    features: Annotated[Optional[Path], typer.Option("--features", help="Your own per-sample features (.npy, N x d float) instead of a proxy model's.")] = None,
+    dynamics: Annotated[Optional[Path], typer.Option("--dynamics", help="Your own training dynamics (.npz: loss E x N, correct E x N) instead of a proxy run.")] = None,
+    class_balanced: Annotated[bool, typer.Option("--class-balanced", help="Keep each class in proportion to its size.")] = False,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="Target-network recipe of methods that train one (rl-selector, cover-static): cpu, paper, ...")] = None,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="rl-selector: fine-tune from a finished run's directory to this ratio (transferable variant).")] = None,
+    param: Annotated[list[str], typer.Option("--param", "-p", help="Method parameter KEY=VALUE (repeatable; see 'rlselector methods --params').")] = [],
+    limit: LimitOpt = None,
+    data_root: DataRootOpt = None,
+    cache_dir: Annotated[Path, typer.Option("--cache-dir", help="Where proxy runs are cached and reused across methods.")] = Path("runs/cache"),
+    resume: ResumeOpt = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a selection already in --out.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Select a subset of the training set and write it in the selection format."""
+    from .selection import select as run_select
+    from .selection.proxy import load_dynamics
+
+    try:
+        params = _parse_params(param)
+        if preset is not None:
+            params["preset"] = preset
+        if init_from is not None:
+            params["init_from"] = str(init_from)
+        dataset = _load(data, data_root, limit, seed)
+        selection = run_select(
+            dataset, method, ratio, seed,
+            class_balanced=class_balanced,
+            features=features,
+            dynamics=load_dynamics(dynamics, len(dataset)) if dynamics else None,
+            out=out, overwrite=overwrite, resume=resume, cache_dir=cache_dir, progress=not quiet,
+            **params,
+        )
+    except InputError as err:
+        _fail(err)
+    m = selection.manifest
+    console.print(
+        f"[bold]{m['method']}[/] kept {m['n_kept']:,} of {m['n']:,} ({100 * m['ratio_achieved']:.2f} %) "
+        f"in {m['timings']['selection_s']:.1f} s → {out}"
+    )
+    for warning in m.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
+
+
+@app.command()
+def train(
+    data: DataOpt = "fashion-mnist",
+    model: Annotated[str, typer.Option("--model", help="Model to train (resnet18, resnet50, vgg16, densenet121, vit_small).")] = "resnet18",
+    width: Annotated[Optional[int], typer.Option("--width", help="Width multiplier (ResNet base channels; 64 = standard, 16 for CPU).")] = 16,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 3,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per SGD step.")] = 128,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate of SGD.")] = 0.1,
+    weight_decay: Annotated[float, typer.Option("--weight-decay", help="SGD weight decay.")] = 5e-4,
+    schedule: Annotated[str, typer.Option("--schedule", help="cosine, multistep or constant.")] = "cosine",
+    milestones: Annotated[str, typer.Option("--milestones", help="Comma-separated epochs for the multistep schedule, e.g. 30,60.")] = "",
+    no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off random crop and flip.")] = False,
+    seed: SeedOpt = 0,
+    selection: Annotated[Optional[Path], typer.Option("--selection", help="Train only on this selection's kept samples (a directory from 'rlselector select').")] = None,
+    limit: LimitOpt = None,
+    data_root: DataRootOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoint.pt every epoch, log.jsonl, result.json.")] = Path("runs/train"),
+    resume: ResumeOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a model from scratch on the full training set or a selection; print the final test accuracy."""
+    from .selection import load_selection
+    from .train import TrainConfig, train_model
+
+    try:
+        config = TrainConfig(
+            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,  # type: ignore[arg-type]
+            milestones=tuple(int(m) for m in milestones.split(",") if m.strip()), augment=not no_augment, seed=seed,
+        )
+        config.validate()
+        dataset = _load(data, data_root, limit, seed)
+        if selection is not None:
+            dataset = load_selection(selection).subset(dataset)
+        _, result = train_model(dataset, model=model, width=width, config=config, out_dir=out, resume=resume, progress=not quiet)
+    except InputError as err:
+        _fail(err)
+    if result.top1 is not None:
+        console.print(f"final-epoch test accuracy: top-1 {result.top1:.2f} %  top-5 {result.top5:.2f} %  ({len(dataset):,} training samples) → {out / 'result.json'}")
+
+
+@app.command()
+def quickstart(
+    data: DataOpt = "fashion-mnist",
+    ratio: Annotated[float, typer.Option("--ratio", help="Share of the training set to keep.")] = 0.5,
+    method: Annotated[str, typer.Option("--method", help="Selection method.")] = "rl-selector",
+    preset: Annotated[str, typer.Option("--preset", help="Recipe of the target network and of the evaluation training.")] = "cpu",
+    seed: SeedOpt = 0,
+    limit: LimitOpt = None,
+    data_root: DataRootOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="Directory for the selection and both training runs.")] = Path("runs/quickstart"),
+    resume: ResumeOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """The main job: select a subset, train on it and on a random subset of the same size, compare."""
+    from .presets import get_preset
+    from .selection import select as run_select
+    from .train import train_model
+
+    try:
+        recipe = get_preset(preset).with_seed(seed)
+        dataset = _load(data, data_root, limit, seed)
+        selections = {}
+        for name in (method, "random"):
+            sel_dir = out / f"selection-{name}"
+            params = {"preset": preset} if name in ("rl-selector", "cover-static") else {}
+            if (sel_dir / "selection.json").exists():
+                from .selection import load_selection
+
+                selections[name] = load_selection(sel_dir)
+            else:
+                selections[name] = run_select(dataset, name, ratio, seed, out=sel_dir, resume=resume, progress=not quiet, cache_dir=out / "cache", **params)
+        rows = []
+        for name, sel in selections.items():
+            run_dir = out / f"train-{name}"
+            resume_run = (run_dir / "checkpoint.pt").exists()
+            _, result = train_model(sel.subset(dataset), model=recipe.model, width=recipe.width, config=recipe.train,
+                                    out_dir=run_dir, resume=resume_run, progress=not quiet)
+            rows.append((name, sel, result))
+    except InputError as err:
+        _fail(err)
+    table = Table(title=f"{dataset.name}: {100 * ratio:.0f} % kept, {recipe.model} width {recipe.width}, {recipe.train.epochs} epochs, seed {seed}")
+    for column in ("subset", "kept", "test top-1 %", "selection s", "selection"):
+        table.add_column(column)
+    for name, sel, result in rows:
+        table.add_row(name, f"{sel.manifest['n_kept']:,}", f"{result.top1:.2f}", f"{sel.manifest['timings']['selection_s']:.0f}", str(sel.path))
+    console.print(table)
+    summary = {name: {"top1": result.top1, "top5": result.top5, "selection": str(sel.path), "n_kept": sel.manifest["n_kept"]} for name, sel, result in rows}
+    from .io import atomic_write_json
+
+    atomic_write_json(out / "quickstart.json", summary)
+    console.print(f"selection: {selections[method].path}   summary: {out / 'quickstart.json'}")
+
+
+@app.command()
+def bench(
+    preset: Annotated[Optional[str], typer.Option("--preset", help="Benchmark grid preset: cpu-quick, cpu-full, paper-cifar10, paper-cifar100, paper-tiny-imagenet.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file describing a custom grid (methods, ratios, seeds, models, recipe).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Results directory; a finished cell is stored at once and skipped when the grid is run again.")] = Path("runs/bench"),
+    data_root: DataRootOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run a benchmark grid (methods x ratios x seeds x evaluation models); resumable."""
+    from .bench import load_bench_config, run_bench
+
+    try:
+        grid = load_bench_config(preset=preset, path=config, data_root=data_root)
+        run_bench(grid, out, progress=not quiet)
+    except InputError as err:
+        _fail(err)
+    console.print(f"results in {out}; write the report with: rlselector report {out}")
+
+
+@app.command()
+def report(results: Annotated[Path, typer.Argument(help="A results directory written by 'rlselector bench'.")]) -> None:
+    """Write the HTML page and Markdown/CSV tables of a benchmark results directory."""
+    from .bench.report import write_report
+
+    try:
+        paths = write_report(results)
+    except InputError as err:
+        _fail(err)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}")
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
