@@ -31,18 +31,23 @@ class MethodContract:
     ratio: ClassVar[float] = 0.3
     limit: ClassVar[int] = 300
     """Training samples of digits used by the contract runs."""
+    select_kwargs: ClassVar[dict] = {}
+    """Extra arguments of ``select()`` for every contract run (e.g. ``features=``)."""
 
     @pytest.fixture(scope="class")
-    def data(self):
-        return load_dataset("digits", limit=self.limit, seed=0)
+    @classmethod
+    def data(cls):
+        return load_dataset("digits", limit=cls.limit, seed=0)
 
-    def run(self, data, seed: int = 0, **kwargs):
-        merged = {**self.params, **kwargs}
-        return select(data, method=self.method, ratio=merged.pop("ratio", self.ratio), seed=seed, progress=False, **merged)
+    @classmethod
+    def run(cls, data, seed: int = 0, **kwargs):
+        merged = {**cls.select_kwargs, **cls.params, **kwargs}
+        return select(data, method=cls.method, ratio=merged.pop("ratio", cls.ratio), seed=seed, progress=False, **merged)
 
     @pytest.fixture(scope="class")
-    def selection(self, data):
-        return self.run(data)
+    @classmethod
+    def selection(cls, data):
+        return cls.run(data)
 
     def test_kept_count_in_band(self, data, selection):
         k = round(self.ratio * len(data))

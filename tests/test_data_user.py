@@ -422,7 +422,7 @@ def test_npz_with_test_split_classes_and_float_pixels(tmp_path):
         (lambda a: a.update(x_test=a["x"]), "field 'x_test' without 'y_test'"),
         (lambda a: a.update(x=a["x"] * 2.0), r"field 'x': float pixels must lie in \[0, 1\]"),
         (lambda a: a.update(x=a["x"][:, :, :, :2]), "field 'x': images of shape"),
-        (lambda a: a.update(x_test=a["x"][:2, :4], y_test=a["y"][:2]), "both splits must have one image shape"),
+        (lambda a: a.update(x_test=a["x"][:2, :4, :4], y_test=a["y"][:2]), "both splits must have one image shape"),
     ],
 )
 def test_npz_refuses_bad_fields_by_name(tmp_path, change, match):

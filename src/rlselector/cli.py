@@ -34,7 +34,14 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 
 
 @app.callback()
-def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+def _setup(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads torch may use (default: torch's choice, one per core).")] = None,
+) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",

@@ -150,6 +150,11 @@ class ScoreMethod(SelectionMethod):
     default_policy: ClassVar[str] = "keep-highest"
     raw_score_name: ClassVar[str] = "score"
 
+    def __init__(self, params: "SelectionMethod.Params | None" = None) -> None:
+        super().__init__(params)
+        self.details: dict[str, Any] = {}
+        """What :meth:`score` used (epoch, approximation, ...); merged into the manifest."""
+
     @abstractmethod
     def score(self, ctx: SelectionContext) -> np.ndarray:
         """(N,) raw score of each training sample."""
@@ -171,7 +176,7 @@ class ScoreMethod(SelectionMethod):
             scores=priority,
             indices=kept,
             raw_scores=raw,
-            info={"policy": self.policy_name(), "raw_score": self.raw_score_name},
+            info={"policy": self.policy_name(), "raw_score": self.raw_score_name, **self.details},
         )
 
 
