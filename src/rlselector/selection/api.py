@@ -164,8 +164,11 @@ def _finalise(instance, ctx: SelectionContext, result: MethodResult, total_secon
         },
         "package_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **result.info,
     }
+    clash = sorted(set(result.info) & set(manifest))
+    if clash:
+        raise RuntimeError(f"method {instance.name!r} reports info {clash} that would overwrite manifest fields")
+    manifest.update(result.info)
     return Selection(indices=indices, scores=scores, manifest=manifest, raw_scores=result.raw_scores)
 
 

@@ -159,24 +159,25 @@ class ScoreMethod(SelectionMethod):
     def score(self, ctx: SelectionContext) -> np.ndarray:
         """(N,) raw score of each training sample."""
 
-    def policy_name(self) -> str:
+    def policy_name(self, ctx: SelectionContext) -> str:
+        """The policy that turns scores into the subset (may depend on the ratio)."""
         return getattr(self.params, "policy", None) or self.default_policy
 
     def validate(self, ctx: SelectionContext) -> None:
-        if self.policy_name() not in POLICIES:
-            raise InputError(f"unknown policy {self.policy_name()!r}; known: {', '.join(sorted(POLICIES))}")
+        if self.policy_name(ctx) not in POLICIES:
+            raise InputError(f"unknown policy {self.policy_name(ctx)!r}; known: {', '.join(sorted(POLICIES))}")
 
     def run(self, ctx: SelectionContext) -> MethodResult:
         raw = np.asarray(self.score(ctx), dtype=np.float64)
         labels = ctx.labels if ctx.class_balanced else None
         kept, priority = apply_policy(
-            self.policy_name(), raw, ctx.budget, ctx.rng("policy"), labels=labels, num_classes=ctx.dataset.num_classes
+            self.policy_name(ctx), raw, ctx.budget, ctx.rng("policy"), labels=labels, num_classes=ctx.dataset.num_classes
         )
         return MethodResult(
             scores=priority,
             indices=kept,
             raw_scores=raw,
-            info={"policy": self.policy_name(), "raw_score": self.raw_score_name, **self.details},
+            info={"policy": self.policy_name(ctx), "raw_score": self.raw_score_name, **self.details},
         )
 
 

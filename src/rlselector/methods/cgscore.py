@@ -1,0 +1,133 @@
+"""CG-Score: the complexity gap of a sample, from a Gram matrix, without training a model.
+
+Nohyun, Choi & Chung, "Data Valuation Without Training of a Model", ICLR 2023 (arXiv:2301.00930).
+
+For a two-layer ReLU network in the NTK regime, ``y^T (H^∞)^{-1} y`` bounds the generalisation error
+(Arora et al. 2019), with the arc-cosine Gram matrix of unit-norm inputs
+
+    H^∞_ij = x_i·x_j · (π − arccos(x_i·x_j)) / (2π),   H^∞_ii = 1/2.
+
+The CG-score of sample i is how much that complexity drops when i is removed,
+
+    CG_i = y^T H^{-1} y − y_{-i}^T H_{-i}^{-1} y_{-i} = (H^{-1} y)_i² / (H^{-1})_ii,
+
+(the right-hand side is the block-inverse identity: one inversion scores every sample of the Gram).
+Multi-class data is scored one class at a time against the rest: the class's samples have y = +1 and
+as many samples drawn from the other classes (``negatives`` × as many) have y = −1, as in the authors'
+code. High CG-score = a sample the others do not explain (rare, atypical or mislabelled); keep highest.
+
+Approximation (documented): the exact score inverts one Gram per class, O(n_k³) time and O(n_k²)
+memory (50,000³ at CIFAR-10 per class, impossible on CPU). Here each class is cut into random chunks
+of ``chunk_size`` samples, each chunk is scored against its own random negatives, and the score is
+averaged over ``repeats`` independent random partitions: O(repeats · N · chunk_size²) time and
+O(chunk_size²) memory. The authors' code is already stochastic (random negatives, averaged over
+repetitions, their appendix A.2); cutting the positives into chunks is the added approximation, and it
+is exact when ``chunk_size`` exceeds the class size. ``center`` (default on) subtracts the mean feature before normalising: network
+features are non-negative after a ReLU, so all raw inner products are close to 1 and the Gram is
+nearly singular; the paper's inputs were mean-normalised pixels. A tiny ``ridge`` (1e-8, against a
+diagonal of 1/2) keeps H invertible when samples are exact duplicates: a duplicate with the same label
+then scores ≈ 0 (removing it changes nothing), one with a conflicting label scores very high.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from ..errors import InputError
+from ..selection.method import ScoreMethod, SelectionContext, param, register_method
+from ..selection.progress import step_progress
+
+
+def ntk_gram(z: np.ndarray) -> np.ndarray:
+    """Arc-cosine (two-layer ReLU NTK) Gram of unit-norm rows ``z``, float64, diagonal 1/2."""
+    inner = np.clip(z @ z.T, -1.0, 1.0)
+    gram = inner * (np.pi - np.arccos(inner)) / (2.0 * np.pi)
+    np.fill_diagonal(gram, 0.5)
+    return gram
+
+
+def complexity_gaps(gram: np.ndarray, y: np.ndarray, *, ridge: float = 1e-8) -> np.ndarray:
+    """``y^T H^{-1} y − y_{-i}^T H_{-i}^{-1} y_{-i}`` for every i, via ``(H^{-1}y)_i² / (H^{-1})_ii``,
+    with ``H + ridge·I`` in place of H (exact duplicates make H singular)."""
+    m = len(y)
+    factor = scipy.linalg.cho_factor(gram + ridge * np.eye(m), lower=True)
+    inverse = scipy.linalg.cho_solve(factor, np.eye(m))
+    alpha = inverse @ y
+    return alpha**2 / np.diag(inverse)
+
+
+def unit_rows(features: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
+    """Rows minus ``mean`` (if given), scaled to unit norm, float64 (all-zero rows stay zero)."""
+    z = np.asarray(features, dtype=np.float64)
+    if mean is not None:
+        z = z - mean
+    norms = np.linalg.norm(z, axis=1, keepdims=True)
+    return z / np.maximum(norms, 1e-12)
+
+
+@register_method
+class CGScore(ScoreMethod):
+    name = "cgscore"
+    summary = "CG-Score: complexity gap of the NTK Gram bound when a sample is removed (chunked)"
+    inputs = ("features",)
+    reference = "Nohyun, Choi & Chung, Data Valuation Without Training of a Model, ICLR 2023"
+    default_policy = "keep-highest"
+    raw_score_name = "CG-score"
+
+    @dataclass
+    class Params:
+        chunk_size: int = param(512, "samples of one class per Gram (exact when it exceeds the class size); cost grows with its square")
+        repeats: int = param(4, "independent random partitions into chunks; the score is their mean")
+        negatives: float = param(1.0, "samples of the other classes per chunk, as a multiple of the chunk (the authors' unbalance_ratio)")
+        center: bool = param(True, "subtract the mean feature before normalising rows to unit norm")
+        ridge: float = param(1e-8, "added to the Gram diagonal (diagonal 1/2) so exact duplicates keep it invertible")
+        policy: str = param("keep-highest", "how the score becomes a subset: keep-highest (the paper), keep-lowest, band, stratified, random")
+
+    def validate(self, ctx: SelectionContext) -> None:
+        super().validate(ctx)
+        p = self.params
+        for field in ("chunk_size", "repeats"):
+            value = getattr(p, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"cgscore: {field} must be a positive integer, got {value!r}")
+        if p.chunk_size > 8192:
+            raise InputError(f"cgscore: chunk_size {p.chunk_size} needs a Gram of {(2 * p.chunk_size) ** 2 * 8 / 2**30:.1f} GiB; use at most 8192")
+        if not isinstance(p.negatives, (int, float)) or not p.negatives > 0:
+            raise InputError(f"cgscore: negatives must be a positive number, got {p.negatives!r}")
+        if not isinstance(p.ridge, (int, float)) or not p.ridge > 0:
+            raise InputError(f"cgscore: ridge must be positive, got {p.ridge!r}")
+        if ctx.features is None:  # features come from the proxy run: check it records them
+            from ..selection.proxy import check_proxy_inputs
+
+            check_proxy_inputs(ctx, self.name, features=(None,))
+
+    def score(self, ctx: SelectionContext) -> np.ndarray:
+        p = self.params
+        features = np.asarray(ctx.embeddings(), dtype=np.float32)
+        mean = features.mean(axis=0, dtype=np.float64) if p.center else None
+        labels = ctx.labels
+        n = len(labels)
+        rng = ctx.rng("cgscore")
+        total = np.zeros(n)
+        counts = np.zeros(n)
+        classes = [k for k in range(ctx.dataset.num_classes) if np.any(labels == k)]
+        steps = sum(p.repeats * -(-int((labels == k).sum()) // p.chunk_size) for k in classes)
+        with step_progress("CG-score chunks", steps, enabled=ctx.progress) as advance:
+            for _ in range(p.repeats):
+                for k in classes:
+                    members = np.flatnonzero(labels == k)
+                    others = np.flatnonzero(labels != k)
+                    n_chunks = -(-len(members) // p.chunk_size)
+                    for chunk in np.array_split(rng.permutation(members), n_chunks):
+                        n_neg = min(int(round(p.negatives * len(chunk))), len(others))
+                        negatives = rng.choice(others, size=n_neg, replace=False) if n_neg else others[:0]
+                        rows = np.concatenate([chunk, negatives])
+                        y = np.concatenate([np.ones(len(chunk)), -np.ones(n_neg)])
+                        gaps = complexity_gaps(ntk_gram(unit_rows(features[rows], mean)), y, ridge=p.ridge)
+                        total[chunk] += gaps[: len(chunk)]
+                        counts[chunk] += 1
+                        advance(1)
+        return total / np.maximum(counts, 1)

@@ -1,0 +1,67 @@
+"""Moderate-DS: keep the samples of moderate distance to their class centre.
+
+Xia, Liu, Yu, Shen, Han & Liu, "Moderate Coreset: A Universal Method of Data Selection for Real-World
+Data-Efficient Deep Learning", ICLR 2023.
+
+Score: the Euclidean distance of each sample's features to the centre of its class. Policy: ``band``,
+keep the samples whose distance lies closest to the median distance (per class under
+``--class-balanced``, else around the global median).
+
+The centre: the paper's text says the class *mean*, the released code (tmllab) takes the per-dimension
+class *median* (its issue #2). The default follows the code, which produced the paper's numbers;
+``center=mean`` gives the text's reading. The released code also keeps the band by rank (the middle
+``ratio`` of sorted distances); the ``band`` policy keeps it by value (closest to the median distance),
+which is the same on a symmetric distance distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ..selection.method import ScoreMethod, SelectionContext, param, register_method
+
+CENTERS = ("median", "mean")
+
+
+def class_centre_distances(features: np.ndarray, labels: np.ndarray, num_classes: int, center: str = "median") -> np.ndarray:
+    """Euclidean distance of each row to the (median or mean) centre of its class, float64 (N,)."""
+    out = np.empty(features.shape[0], dtype=np.float64)
+    for k in range(num_classes):
+        members = np.flatnonzero(labels == k)
+        if len(members) == 0:
+            continue
+        x = features[members].astype(np.float64)
+        centre = np.median(x, axis=0) if center == "median" else x.mean(axis=0)
+        out[members] = np.sqrt(((x - centre) ** 2).sum(axis=1))
+    return out
+
+
+@register_method
+class ModerateDS(ScoreMethod):
+    name = "moderate"
+    summary = "Moderate-DS: distance to the class centre, keep the band around the median distance"
+    inputs = ("features",)
+    reference = "Xia et al., Moderate Coreset, ICLR 2023"
+    default_policy = "band"
+    raw_score_name = "distance to class centre"
+
+    @dataclass
+    class Params:
+        center: str = param("median", "class centre: 'median' (per-dimension, the released code) or 'mean' (the paper's text)")
+        policy: str = param("band", "how the distance becomes a subset: band (the paper), keep-highest, keep-lowest, stratified, random")
+
+    def validate(self, ctx: SelectionContext) -> None:
+        super().validate(ctx)
+        if self.params.center not in CENTERS:
+            raise InputError(f"moderate: center must be one of {', '.join(CENTERS)}, got {self.params.center!r}")
+        if ctx.features is None:  # features come from the proxy run: check it records them
+            from ..selection.proxy import check_proxy_inputs
+
+            check_proxy_inputs(ctx, self.name, features=(None,))
+
+    def score(self, ctx: SelectionContext) -> np.ndarray:
+        features = np.asarray(ctx.embeddings(), dtype=np.float32)
+        return class_centre_distances(features, ctx.labels, ctx.dataset.num_classes, self.params.center)
