@@ -255,7 +255,7 @@ def quickstart(
 
 @app.command()
 def bench(
-    preset: Annotated[Optional[str], typer.Option("--preset", help="Benchmark grid preset: cpu-quick, cpu-full, paper-cifar10, paper-cifar100, paper-tiny-imagenet.")] = None,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="Benchmark grid preset: cpu-quick, cpu-full, cpu-cross-arch, cpu-transfer, cpu-noise, paper-cifar10, paper-cifar100, paper-tiny-imagenet.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file describing a custom grid (methods, ratios, seeds, models, recipe).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Results directory; a finished cell is stored at once and skipped when the grid is run again.")] = Path("runs/bench"),
     data_root: DataRootOpt = None,

@@ -35,7 +35,6 @@ from ..errors import InputError
 from ..selection import scores
 from ..selection.distances import centred, knn
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
-from ..selection.policies import class_quotas
 from ..selection.progress import step_progress
 
 DIFFICULTIES = ("forgetting", "el2n", "loss", "uniform")
@@ -139,12 +138,7 @@ class D2Pruning(SelectionMethod):
         features = np.asarray(ctx.embeddings(), dtype=np.float32)
         difficulty = self.difficulty(ctx)
         n = features.shape[0]
-        if ctx.class_balanced:
-            labels = ctx.labels
-            quotas = class_quotas(labels, ctx.budget, ctx.dataset.num_classes)
-            groups = [(np.flatnonzero(labels == k), int(q)) for k, q in enumerate(quotas)]
-        else:
-            groups = [(np.arange(n), ctx.budget)]
+        groups = ctx.budget_groups(per_class=ctx.class_balanced)
         priority = np.zeros(n, dtype=np.float64)
         raw = np.zeros(n, dtype=np.float64)
         kept, gammas = [], []

@@ -26,7 +26,6 @@ import numpy as np
 from ..errors import InputError
 from ..selection.distances import centred, sq_norms
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
-from ..selection.policies import class_quotas
 from ..selection.progress import step_progress
 
 PROGRESS_EVERY = 256
@@ -82,12 +81,7 @@ class Herding(SelectionMethod):
     def run(self, ctx: SelectionContext) -> MethodResult:
         features = np.asarray(ctx.embeddings(), dtype=np.float32)
         n = features.shape[0]
-        if self.params.per_class or ctx.class_balanced:
-            labels = ctx.labels
-            quotas = class_quotas(labels, ctx.budget, ctx.dataset.num_classes)
-            groups = [(np.flatnonzero(labels == k), int(q)) for k, q in enumerate(quotas)]
-        else:
-            groups = [(np.arange(n), ctx.budget)]
+        groups = ctx.budget_groups(per_class=self.params.per_class or ctx.class_balanced)
         priority = np.zeros(n, dtype=np.float64)
         kept = []
         with step_progress("herding", ctx.budget, enabled=ctx.progress) as advance:

@@ -22,7 +22,6 @@ import numpy as np
 from ..errors import InputError
 from ..selection.distances import centred, sq_distances_to, sq_norms
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
-from ..selection.policies import class_quotas
 from ..selection.progress import step_progress
 
 PROGRESS_EVERY = 256
@@ -81,12 +80,7 @@ class KCenterGreedy(SelectionMethod):
     def run(self, ctx: SelectionContext) -> MethodResult:
         features = np.asarray(ctx.embeddings(), dtype=np.float32)
         n = features.shape[0]
-        if ctx.class_balanced:
-            labels = ctx.labels
-            quotas = class_quotas(labels, ctx.budget, ctx.dataset.num_classes)
-            groups = [(np.flatnonzero(labels == k), int(q)) for k, q in enumerate(quotas)]
-        else:
-            groups = [(np.arange(n), ctx.budget)]
+        groups = ctx.budget_groups(per_class=ctx.class_balanced)
         rng = ctx.rng("kcenter")
         priority = np.zeros(n, dtype=np.float64)
         kept = []

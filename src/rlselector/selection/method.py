@@ -22,7 +22,7 @@ import numpy as np
 
 from ..data.base import Dataset
 from ..errors import InputError
-from .policies import POLICIES, apply_policy
+from .policies import POLICIES, apply_policy, class_quotas
 
 
 def param(default: Any, help: str, **kwargs: Any) -> Any:
@@ -66,6 +66,15 @@ class SelectionContext:
     @property
     def labels(self) -> np.ndarray:
         return self.dataset.train.label_array
+
+    def budget_groups(self, per_class: bool) -> list[tuple[np.ndarray, int]]:
+        """``(member indices, quota)`` pairs: one per class with proportional quotas summing to the
+        budget, or the whole set with the whole budget."""
+        if not per_class:
+            return [(np.arange(len(self.dataset)), self.budget)]
+        labels = self.labels
+        quotas = class_quotas(labels, self.budget, self.dataset.num_classes)
+        return [(np.flatnonzero(labels == k), int(q)) for k, q in enumerate(quotas)]
 
     def rng(self, stream: str = "") -> np.random.Generator:
         """A numpy generator for this run's seed; distinct ``stream`` names give independent streams."""

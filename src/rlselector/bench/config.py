@@ -1,0 +1,517 @@
+"""What a benchmark grid is: one typed object, read from a preset or a YAML file, checked up front.
+
+A grid is methods × ratios × seeds × evaluation models (× label-noise levels), trained with one
+recipe. The YAML schema is the :class:`BenchConfig` fields; every preset in :data:`PRESETS` is
+written in that same schema, so ``rlselector bench --preset cpu-full`` and a YAML file holding the
+same mapping run the same grid. A minimal file::
+
+    data: fashion-mnist        # any --data spec (cifar10:/path, npz:/file.npz, ...)
+    limit: 10000               # seeded, class-stratified training subset (optional)
+    test_limit: 2000           # seeded, class-stratified test subset (optional)
+    methods: [random, el2n, rl-selector]
+    ratios: [0.3, 0.5, 0.7]
+    seeds: [0, 1, 2]
+    models: [resnet18, {name: vgg16, width: 16}]
+    recipe: cpu                # a preset name, or {preset: cpu, epochs: 3, lr: 0.05, ...}
+    method_params: {rl-selector: {preset: cpu}}
+    proxy: {width: 8, epochs: 4, batch_size: 64, record_epochs: [1, 2, 4]}   # optional
+    label_noise: [0.0, 0.2]    # shares of training labels flipped (0 = clean)
+    transfer: {data: mnist, limit: 10000, recipe: {preset: cpu, epochs: 2}}  # optional
+    analysis: {tsne: {method: rl-selector, ratio: 0.9}}                     # optional
+
+Everything is validated by :func:`load_bench_config` before any data is read or model trained:
+unknown keys, methods, models, presets, parameters and out-of-range ratios raise
+:class:`~rlselector.errors.InputError` naming the field and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import InputError
+from ..train import TrainConfig
+
+ALL_METHODS = (
+    "rl-selector", "cover-static", "random", "el2n", "grand", "forgetting", "herding", "kcenter",
+    "moderate", "prototypes", "ccs", "d2", "glister", "cgscore", "moso",
+)
+"""Every method the project implements (the presets that claim "every method" list these)."""
+
+TARGET_TRAINING_METHODS = ("rl-selector", "cover-static")
+"""Methods that train their own target network; presets give them a recipe (``preset`` parameter)."""
+
+
+@dataclass(frozen=True)
+class EvalModel:
+    """An evaluation architecture: trained from scratch on every selected subset."""
+
+    name: str
+    width: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} w{self.width}"
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Pre-train on a selected subset of the grid's dataset, fine-tune on ``data`` (paper Table 1)."""
+
+    data: str
+    limit: int | None = None
+    test_limit: int | None = None
+    recipe: TrainConfig = field(default_factory=TrainConfig)
+    """The fine-tuning recipe (all weights fine-tuned; the classifier is re-initialised)."""
+    scratch: bool = True
+    """Also train on ``data`` from scratch (no pre-training): the reference row."""
+    models: tuple[str, ...] = ()
+    """Evaluation models to transfer (names); empty = every evaluation model."""
+
+
+@dataclass(frozen=True)
+class TsneConfig:
+    method: str
+    ratio: float
+    seed: int
+    noise: float = 0.0
+    samples: int = 2000
+    """Points in the picture (a seeded uniform sample of the training set)."""
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Paper §5.4: Dunn index of full vs selected features, t-SNE of kept vs pruned samples.
+
+    Features are the penultimate features of the full-data model (``model``, trained with the grid's
+    recipe) on the un-augmented training set, so every selection is judged in one feature space and
+    random selection is the reference a method's Dunn index must beat.
+    """
+
+    dunn: bool = True
+    model: str | None = None
+    """Evaluation model whose full-data run provides the features (None = the first one)."""
+    seeds: tuple[int, ...] = ()
+    """Seeds analysed (empty = the first seed)."""
+    max_samples: int = 5000
+    """Dunn index on at most this many points: a seeded uniform sample of the selected set, and a
+    sample of the same size of the full set (the minimum inter-class distance shrinks with more
+    points, so both sides are compared at equal size)."""
+    tsne: TsneConfig | None = None
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """A benchmark grid. Field names are the YAML keys."""
+
+    name: str
+    data: str
+    methods: tuple[str, ...]
+    ratios: tuple[float, ...]
+    seeds: tuple[int, ...]
+    models: tuple[EvalModel, ...]
+    recipe: TrainConfig
+    recipe_name: str = "custom"
+    data_root: str | None = None
+    limit: int | None = None
+    test_limit: int | None = None
+    data_seed: int = 0
+    """Seed of the ``limit``/``test_limit`` subsets: fixed, so every seed sees the same data."""
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    class_balanced: bool = False
+    proxy: dict[str, Any] | None = None
+    """Proxy-run recipe shared by the score-based methods (None = the project's default for the data)."""
+    full_data: bool = True
+    """Train on the whole training set too: the reference row of every table."""
+    label_noise: tuple[float, ...] = (0.0,)
+    noise_seed: int = 0
+    transfer: TransferConfig | None = None
+    analysis: AnalysisConfig | None = field(default_factory=lambda: AnalysisConfig())
+    threads: int | None = None
+    """torch threads for the run (None = torch's default). The cpu-* presets use 1: on a 2-core machine
+    shared with other jobs, two threads oversubscribe the cores (measured: ResNet-18 w8 trained at
+    60–90 img/s with 2 threads vs 400–680 img/s with 1 while other jobs ran)."""
+    source: dict[str, Any] = field(default_factory=dict, compare=False)
+    """The mapping this config was read from (stored beside the results)."""
+
+    def proxy_config(self):
+        """The :class:`~rlselector.selection.proxy.ProxyConfig` of ``proxy`` (None = default)."""
+        if self.proxy is None:
+            return None
+        from ..selection.proxy import ProxyConfig
+
+        spec = dict(self.proxy)
+        recipe_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+        recipe = _train_config({k: spec.pop(k) for k in list(spec) if k in recipe_keys or k == "preset"}, where="proxy")
+        kwargs = {k: tuple(v) if k == "record_epochs" else v for k, v in spec.items()}
+        try:
+            config = ProxyConfig(recipe=recipe, **kwargs)
+        except TypeError as err:
+            known = sorted({f.name for f in dataclasses.fields(ProxyConfig)} - {"recipe"} | recipe_keys)
+            raise InputError(f"proxy: {err}; known keys: {', '.join(known)}") from err
+        config.validate()
+        return config
+
+
+# ------------------------------------------------------------------------------------------
+# presets (in the YAML schema)
+# ------------------------------------------------------------------------------------------
+def _target(preset: str) -> dict[str, dict[str, Any]]:
+    """The recipe of the methods that train their own target network."""
+    return {m: {"preset": preset} for m in TARGET_TRAINING_METHODS}
+
+
+_CPU_TINY_PROXY = {"model": "resnet18", "width": 8, "epochs": 3, "batch_size": 64, "lr": 0.05, "record_epochs": [1, 2, 3]}
+_CPU_PROXY = {"model": "resnet18", "width": 8, "epochs": 5, "batch_size": 128, "lr": 0.1, "record_epochs": [1, 3, 5]}
+_CPU_GRID = {  # shared by cpu-full, cpu-transfer and cpu-noise: their clean cells are the same cells
+    "data": "fashion-mnist", "limit": 8000, "models": [{"name": "resnet18", "width": 8}], "recipe": "cpu",
+    "method_params": _target("cpu"), "proxy": _CPU_PROXY, "threads": 1,
+}
+_PAPER_MODELS = ["resnet50", "resnet18", "vgg16", "densenet121", "vit_small"]
+_PAPER_RATIOS = [0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu-quick": {
+        "summary": "every method, 50 %, one seed, Fashion-MNIST 2,000/2,000, ResNet-18 w8 2 epochs: ≤ 5 min on 2 cores",
+        "data": "fashion-mnist", "limit": 2000, "test_limit": 2000,
+        "methods": list(ALL_METHODS), "ratios": [0.5], "seeds": [0],
+        "models": [{"name": "resnet18", "width": 8}], "recipe": "cpu-tiny",
+        "method_params": _target("cpu-tiny"), "proxy": _CPU_TINY_PROXY,
+        "analysis": {"max_samples": 1000, "tsne": {"samples": 800}}, "threads": 1,
+    },
+    "cpu-full": {
+        "summary": "Fashion-MNIST 8,000 train / 10,000 test, every method, 30/50/70/90 %, 3 seeds, ResNet-18 w8 5 epochs "
+                   "(≈ 3 h on 2 idle cores by estimate; resumable: run it again to continue)",
+        **_CPU_GRID, "methods": list(ALL_METHODS), "ratios": [0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2],
+        "analysis": {"max_samples": 4000, "tsne": {"method": "rl-selector", "ratio": 0.9, "samples": 2000}},
+    },
+    "cpu-cross-arch": {
+        "summary": "select with ResNet-18, evaluate with ResNet-18/50, VGG-16, DenseNet-121, ViT-small (width 8, Fashion-MNIST 4,000)",
+        "data": "fashion-mnist", "limit": 4000, "test_limit": 2000,
+        "methods": ["random", "rl-selector", "cover-static", "moderate", "el2n", "forgetting"], "ratios": [0.5], "seeds": [0, 1],
+        "models": [{"name": m, "width": 8} for m in ("resnet18", "resnet50", "vgg16", "densenet121", "vit_small")],
+        "recipe": {"preset": "cpu-tiny", "epochs": 3}, "method_params": _target("cpu-tiny"), "proxy": _CPU_TINY_PROXY,
+        "analysis": None, "threads": 1,
+    },
+    "cpu-transfer": {
+        "summary": "pre-train on a selected Fashion-MNIST subset, fine-tune on MNIST 5,000 (the paper's Table 1 analogue)",
+        **_CPU_GRID, "methods": ["random", "rl-selector", "cover-static", "moderate", "el2n", "forgetting"], "ratios": [0.5, 0.9],
+        "seeds": [0, 1, 2], "transfer": {"data": "mnist", "limit": 5000, "recipe": {"preset": "cpu", "epochs": 2, "lr": 0.02}},
+        "analysis": None,
+    },
+    "cpu-noise": {
+        "summary": "20 % of Fashion-MNIST training labels flipped (seed 0) vs clean: which methods keep the noise?",
+        **_CPU_GRID, "label_noise": [0.0, 0.2], "noise_seed": 0,
+        "methods": ["random", "rl-selector", "cover-static", "el2n", "forgetting", "moderate", "ccs"], "ratios": [0.5, 0.7],
+        "seeds": [0, 1, 2], "analysis": None,
+    },
+    "paper-cifar10": {
+        "summary": "CIFAR-10 (--data-root): the paper's recipe (method.md §6), ResNet-18 selects; ResNet-50 headline + cross-architecture",
+        "data": "cifar10", "methods": list(ALL_METHODS), "ratios": _PAPER_RATIOS, "seeds": [0, 1, 2],
+        "models": [{"name": m, "width": 64} for m in _PAPER_MODELS], "recipe": "paper",
+        "method_params": _target("paper"),
+        "analysis": {"model": "resnet50", "tsne": {"method": "rl-selector", "ratio": 0.9, "samples": 5000}},
+    },
+    "paper-cifar100": {
+        "summary": "CIFAR-100 (--data-root): the paper's recipe, ResNet-18 selects, ResNet-50 and ResNet-18 evaluate",
+        "data": "cifar100", "methods": list(ALL_METHODS), "ratios": _PAPER_RATIOS, "seeds": [0, 1, 2],
+        "models": [{"name": "resnet50", "width": 64}, {"name": "resnet18", "width": 64}], "recipe": "paper",
+        "method_params": _target("paper"),
+        "analysis": {"model": "resnet50", "tsne": {"method": "rl-selector", "ratio": 0.9, "samples": 5000}},
+    },
+    "paper-tiny-imagenet": {
+        "summary": "Tiny-ImageNet (--data-root): 90 epochs, lr 0.1 ÷10 at 30/60, wd 1e-4, ResNet-18 selects and evaluates (+ResNet-50)",
+        "data": "tiny-imagenet", "methods": list(ALL_METHODS), "ratios": _PAPER_RATIOS, "seeds": [0, 1, 2],
+        "models": [{"name": "resnet18", "width": 64}, {"name": "resnet50", "width": 64}], "recipe": "paper-tiny-imagenet",
+        "method_params": _target("paper-tiny-imagenet"),
+        "analysis": {"model": "resnet18", "tsne": {"method": "rl-selector", "ratio": 0.9, "samples": 5000}},
+    },
+}
+
+
+# ------------------------------------------------------------------------------------------
+# loading and validation
+# ------------------------------------------------------------------------------------------
+_KEYS = {
+    "name", "summary", "data", "data_root", "limit", "test_limit", "data_seed", "methods", "ratios", "seeds",
+    "models", "recipe", "width", "method_params", "class_balanced", "proxy", "full_data", "label_noise",
+    "noise_seed", "transfer", "analysis", "threads",
+}
+
+
+def load_bench_config(preset: str | None = None, path: str | Path | None = None, data_root: str | None = None) -> BenchConfig:
+    """Read a grid from a preset name or a YAML file (exactly one); ``data_root`` overrides the file's.
+
+    Everything is checked here, before any data is read: a listed method that is not registered,
+    an unknown model or recipe, a bad ratio or parameter raises :class:`InputError`.
+    """
+    if (preset is None) == (path is None):
+        raise InputError(f"give exactly one of --preset (one of: {', '.join(PRESETS)}) or --config FILE.yaml")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise InputError(f"unknown benchmark preset {preset!r}; known presets: {', '.join(PRESETS)}")
+        spec, where = {"name": preset, **PRESETS[preset]}, f"preset {preset!r}"
+    else:
+        path = Path(path)  # type: ignore[arg-type]
+        if not path.exists():
+            raise InputError(f"{path}: grid file not found; write a YAML mapping (see rlselector.bench.config)")
+        try:
+            spec = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise InputError(f"{path}: not valid YAML ({err})") from err
+        if not isinstance(spec, dict):
+            raise InputError(f"{path}: a grid file must hold a mapping (data:, methods:, ratios:, ...), got {type(spec).__name__}")
+        spec.setdefault("name", path.stem)
+        where = str(path)
+    if data_root is not None:
+        spec = {**spec, "data_root": data_root}
+    return config_from_dict(spec, where=where)
+
+
+def config_from_dict(spec: dict[str, Any], *, where: str = "grid") -> BenchConfig:
+    """Build and validate a :class:`BenchConfig` from a mapping in the YAML schema."""
+    unknown = sorted(set(spec) - _KEYS)
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {unknown}; known keys: {', '.join(sorted(_KEYS))}")
+    for required in ("data", "methods", "ratios"):
+        if required not in spec:
+            raise InputError(f"{where}: key {required!r} is required")
+
+    recipe, recipe_name, preset_model, preset_width = _recipe(spec.get("recipe", "cpu"), where=f"{where}: recipe")
+    width = _int(spec.get("width", preset_width), f"{where}: width", minimum=1)
+    models = tuple(_eval_model(m, width, where) for m in _list(spec.get("models", [preset_model]), f"{where}: models"))
+    if not models:
+        raise InputError(f"{where}: models is empty; list at least one evaluation model")
+    methods = tuple(str(m) for m in _list(spec["methods"], f"{where}: methods"))
+    ratios = tuple(_ratio(r, f"{where}: ratios") for r in _list(spec["ratios"], f"{where}: ratios"))
+    seeds = tuple(_int(s, f"{where}: seeds") for s in _list(spec.get("seeds", [0]), f"{where}: seeds"))
+    noise = tuple(_noise(p, f"{where}: label_noise") for p in _list(spec.get("label_noise", [0.0]), f"{where}: label_noise"))
+    for name, values in (("methods", methods), ("ratios", ratios), ("seeds", seeds), ("models", models), ("label_noise", noise)):
+        if not values:
+            raise InputError(f"{where}: {name} is empty")
+        if len(set(values)) != len(values):
+            raise InputError(f"{where}: {name} lists a value twice: {list(values)}")
+
+    method_params = spec.get("method_params") or {}
+    if not isinstance(method_params, dict) or not all(isinstance(v, dict) for v in method_params.values()):
+        raise InputError(f"{where}: method_params must map a method name to a mapping of parameters")
+    stray = sorted(set(method_params) - set(methods))
+    if stray:
+        raise InputError(f"{where}: method_params names method(s) {stray} that the grid does not run")
+    _check_methods(methods, method_params, where)
+    _check_data(spec["data"], spec.get("data_root"), where)
+
+    config = BenchConfig(
+        name=str(spec.get("name", "grid")),
+        data=str(spec["data"]),
+        data_root=spec.get("data_root"),
+        limit=_opt_int(spec.get("limit"), f"{where}: limit"),
+        test_limit=_opt_int(spec.get("test_limit"), f"{where}: test_limit"),
+        data_seed=_int(spec.get("data_seed", 0), f"{where}: data_seed"),
+        methods=methods,
+        ratios=ratios,
+        seeds=seeds,
+        models=models,
+        recipe=recipe,
+        recipe_name=recipe_name,
+        method_params={k: dict(v) for k, v in method_params.items()},
+        class_balanced=bool(spec.get("class_balanced", False)),
+        proxy=dict(spec["proxy"]) if spec.get("proxy") else None,
+        full_data=bool(spec.get("full_data", True)),
+        label_noise=noise,
+        noise_seed=_int(spec.get("noise_seed", 0), f"{where}: noise_seed"),
+        transfer=_transfer(spec.get("transfer"), recipe, models, where),
+        analysis=None,
+        threads=_opt_int(spec.get("threads"), f"{where}: threads"),
+        source={k: v for k, v in spec.items() if k != "summary"},
+    )
+    config.proxy_config()  # validates the proxy mapping now
+    return replace(config, analysis=_analysis(spec.get("analysis", {}), config, where))
+
+
+def _recipe(value: Any, *, where: str) -> tuple[TrainConfig, str, str, int]:
+    """(recipe, its name, the preset's model, the preset's width) of a preset name or mapping."""
+    from ..presets import get_preset
+
+    if isinstance(value, str):
+        preset = get_preset(value)
+        return preset.train, value, preset.model, preset.width
+    if not isinstance(value, dict):
+        raise InputError(f"{where}: give a preset name (cpu, cpu-tiny, paper, ...) or a mapping of training options")
+    base_name = value.get("preset", "cpu")
+    preset = get_preset(base_name)
+    config = _train_config(value, where=where)
+    name = base_name if config == preset.train else f"{base_name}+" + ",".join(f"{k}={v}" for k, v in value.items() if k != "preset")
+    return config, name, preset.model, preset.width
+
+
+def _train_config(value: dict[str, Any], *, where: str) -> TrainConfig:
+    """A TrainConfig from ``{preset: NAME, field: value, ...}`` (the preset's recipe, overridden)."""
+    from ..presets import get_preset
+
+    value = dict(value)
+    base = get_preset(value.pop("preset", "cpu")).train
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed"}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise InputError(f"{where}: unknown training option(s) {unknown}; known: {', '.join(sorted(known))}, preset")
+    if "milestones" in value:
+        value["milestones"] = tuple(value["milestones"])
+    try:
+        config = replace(base, **value)
+    except TypeError as err:
+        raise InputError(f"{where}: {err}") from err
+    config.validate()
+    return config
+
+
+def _eval_model(value: Any, width: int, where: str) -> EvalModel:
+    from ..models import list_models
+
+    if isinstance(value, str):
+        name, model_width = value, width
+    elif isinstance(value, dict) and "name" in value and set(value) <= {"name", "width"}:
+        name, model_width = str(value["name"]), _int(value.get("width", width), f"{where}: models.width", minimum=1)
+    else:
+        raise InputError(f"{where}: a model is a name or {{name: NAME, width: W}}, got {value!r}")
+    if name not in list_models():
+        raise InputError(f"{where}: unknown model {name!r}; known models: {', '.join(list_models())}")
+    return EvalModel(name, model_width)
+
+
+def _check_methods(methods: tuple[str, ...], params: dict[str, dict[str, Any]], where: str) -> None:
+    """Every listed method must be registered (nothing is skipped silently) and its parameters valid."""
+    from ..selection import METHODS, list_methods
+
+    list_methods()  # loads the built-in methods
+    missing = [m for m in methods if m not in METHODS]
+    if missing:
+        raise InputError(
+            f"{where}: method(s) {missing} are not registered in this installation, so the grid cannot run "
+            f"them (nothing is skipped silently); registered methods: {', '.join(sorted(METHODS))}. "
+            f"Run a custom grid (--config FILE.yaml) with the registered ones."
+        )
+    for name, values in params.items():
+        METHODS[name].make_params(**values)
+
+
+def _check_data(spec: str, root: str | None, where: str) -> None:
+    from ..data.registry import parse_spec
+
+    try:
+        parse_spec(str(spec), root)
+    except InputError as err:
+        raise InputError(f"{where}: {err} (a preset's data location is given with --data-root)") from err
+
+
+def _transfer(value: Any, recipe: TrainConfig, models: tuple[EvalModel, ...], where: str) -> TransferConfig | None:
+    if not value:
+        return None
+    if not isinstance(value, dict) or "data" not in value:
+        raise InputError(f"{where}: transfer must be a mapping with at least 'data' (the fine-tuning dataset)")
+    known = {"data", "data_root", "limit", "test_limit", "recipe", "scratch", "models"}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise InputError(f"{where}: unknown transfer key(s) {unknown}; known: {', '.join(sorted(known))}")
+    data = str(value["data"])
+    _check_data(data, value.get("data_root"), f"{where}: transfer")
+    if value.get("data_root"):
+        data = f"{data.partition(':')[0]}:{value['data_root']}"
+    fine_tune = recipe
+    if "recipe" in value:
+        fine_tune = _recipe(value["recipe"], where=f"{where}: transfer.recipe")[0]
+    names = tuple(str(m) for m in _list(value.get("models", []), f"{where}: transfer.models"))
+    stray = sorted(set(names) - {m.name for m in models})
+    if stray:
+        raise InputError(f"{where}: transfer.models {stray} are not evaluation models of the grid")
+    return TransferConfig(
+        data=data,
+        limit=_opt_int(value.get("limit"), f"{where}: transfer.limit"),
+        test_limit=_opt_int(value.get("test_limit"), f"{where}: transfer.test_limit"),
+        recipe=fine_tune,
+        scratch=bool(value.get("scratch", True)),
+        models=names,
+    )
+
+
+def _analysis(value: Any, config: BenchConfig, where: str) -> AnalysisConfig | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        raise InputError(f"{where}: analysis must be a mapping (dunn:, model:, seeds:, max_samples:, tsne:) or false")
+    known = {"dunn", "model", "seeds", "max_samples", "tsne"}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise InputError(f"{where}: unknown analysis key(s) {unknown}; known: {', '.join(sorted(known))}")
+    if not config.full_data:
+        raise InputError(f"{where}: analysis needs the full-data run's features; set full_data: true or analysis: false")
+    model = value.get("model") or config.models[0].name
+    if model not in {m.name for m in config.models}:
+        raise InputError(f"{where}: analysis.model {model!r} is not an evaluation model of the grid")
+    seeds = tuple(_int(s, f"{where}: analysis.seeds") for s in _list(value.get("seeds", [config.seeds[0]]), f"{where}: analysis.seeds"))
+    if not set(seeds) <= set(config.seeds):
+        raise InputError(f"{where}: analysis.seeds {list(seeds)} must be seeds of the grid {list(config.seeds)}")
+    tsne = value.get("tsne", {})
+    tsne_config = None
+    if tsne is not None and tsne is not False:
+        tsne = {} if tsne is True else dict(tsne)
+        unknown = sorted(set(tsne) - {"method", "ratio", "seed", "noise", "samples"})
+        if unknown:
+            raise InputError(f"{where}: unknown analysis.tsne key(s) {unknown}; known: method, ratio, seed, noise, samples")
+        default_method = "rl-selector" if "rl-selector" in config.methods else config.methods[0]
+        tsne_config = TsneConfig(
+            method=str(tsne.get("method", default_method)),
+            ratio=_ratio(tsne.get("ratio", max(config.ratios)), f"{where}: analysis.tsne.ratio"),
+            seed=_int(tsne.get("seed", seeds[0]), f"{where}: analysis.tsne.seed"),
+            noise=_noise(tsne.get("noise", config.label_noise[0]), f"{where}: analysis.tsne.noise"),
+            samples=_int(tsne.get("samples", 2000), f"{where}: analysis.tsne.samples", minimum=10),
+        )
+        if tsne_config.method not in config.methods or tsne_config.ratio not in config.ratios or tsne_config.seed not in config.seeds \
+                or tsne_config.noise not in config.label_noise:
+            raise InputError(f"{where}: analysis.tsne {tsne} names no cell of the grid (method, ratio, seed and noise must be in it)")
+    return AnalysisConfig(
+        dunn=bool(value.get("dunn", True)),
+        model=model,
+        seeds=seeds,
+        max_samples=_int(value.get("max_samples", 5000), f"{where}: analysis.max_samples", minimum=10),
+        tsne=tsne_config,
+    )
+
+
+# --- small typed readers ---------------------------------------------------------------------
+def _list(value: Any, where: str) -> list:
+    if isinstance(value, (str, int, float, dict)):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise InputError(f"{where}: expected a list, got {value!r}")
+    return list(value)
+
+
+def _int(value: Any, where: str, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{where}: expected an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise InputError(f"{where}: must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def _opt_int(value: Any, where: str) -> int | None:
+    return None if value is None else _int(value, where, minimum=1)
+
+
+def _ratio(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
+        raise InputError(f"{where}: a ratio is the share of training samples to KEEP, in (0, 1]; got {value!r} (write 0.3 for 30 %)")
+    return float(value)
+
+
+def _noise(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
+        raise InputError(f"{where}: label noise is the share of training labels flipped, in [0, 1); got {value!r}")
+    return float(value)

@@ -1,0 +1,193 @@
+"""Mean ± std tables over seeds, the best entry per column, and Welch's t-test against random.
+
+One function builds every table of the report (accuracy per method × ratio, cross-architecture
+method × model, transfer, Dunn index): rows and columns are keys of the records, the value is one
+field. Conventions, stated in the report:
+
+- mean and *sample* standard deviation (ddof = 1; 0 for a single seed) over the seeds of a cell;
+- the best mean of each column is marked (ties all marked; reference rows do not compete);
+- significance against the ``random`` row of the same column: Welch's two-sided t-test
+  (``scipy.stats.ttest_ind(equal_var=False)``) over seeds, marked at p < ``ALPHA``; it needs at
+  least two seeds on both sides, otherwise the p-value is absent (shown as "n/a").
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+from scipy import stats
+
+ALPHA = 0.05
+BASELINE = "random"
+TEST_NAME = "Welch's two-sided t-test over seeds vs random (scipy.stats.ttest_ind, equal_var=False)"
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Two-sided p-value of Welch's t-test; None with fewer than two values on a side.
+
+    Two constant samples with equal means give p = 1; with different means p = 0 (scipy returns
+    NaN for zero variance).
+    """
+    # rounding drops float noise (e.g. 10.000000000000002 vs 10.0) that scipy reads as variance
+    a, b = np.round(np.asarray(a, dtype=np.float64), 9), np.round(np.asarray(b, dtype=np.float64), 9)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    if a.std() == 0 and b.std() == 0:
+        return 1.0 if a.mean() == b.mean() else 0.0
+    with warnings.catch_warnings():  # a constant side (e.g. identical accuracies) makes scipy warn needlessly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+@dataclass
+class Entry:
+    values: list[float]
+    mean: float
+    std: float
+    p: float | None = None
+    """p-value against the baseline row (None: baseline itself, reference, or too few seeds)."""
+    best: bool = False
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def significant(self) -> bool:
+        return self.p is not None and self.p < ALPHA
+
+
+@dataclass
+class Table:
+    title: str
+    row_name: str
+    columns: list[Any]
+    rows: list[Any]
+    entries: dict[tuple[Any, Any], Entry]
+    references: list[Any] = field(default_factory=list)
+    """Rows shown first that do not compete for best (e.g. full data)."""
+    fmt: str = "{:.2f}"
+    column_label: Callable[[Any], str] = str
+    row_label: Callable[[Any], str] = str
+    note: str = ""
+    context: str = ""
+    """The section the table stands in (prefixes its title in CSV rows)."""
+
+    def entry(self, row: Any, column: Any) -> Entry | None:
+        return self.entries.get((row, column))
+
+    def text(self, row: Any, column: Any, *, bold: tuple[str, str] = ("**", "**")) -> str:
+        e = self.entry(row, column)
+        if e is None:
+            return "–"
+        text = self.fmt.format(e.mean) + (f" ± {self.fmt.format(e.std)}" if e.n > 1 else "")
+        if e.best:
+            text = f"{bold[0]}{text}{bold[1]}"
+        if e.significant:
+            text += " *"
+        return text
+
+    def markdown(self) -> str:
+        header = [self.row_name, *(self.column_label(c) for c in self.columns)]
+        lines = [f"#### {self.title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in [*self.references, *self.rows]:
+            lines.append("| " + " | ".join([self.row_label(row), *(self.text(row, c) for c in self.columns)]) + " |")
+        if self.note:
+            lines += ["", self.note]
+        return "\n".join(lines) + "\n"
+
+    def html(self) -> str:
+        from html import escape
+
+        head = "".join(f"<th>{escape(self.column_label(c))}</th>" for c in self.columns)
+        body = []
+        for row in [*self.references, *self.rows]:
+            cls = ' class="ref"' if row in self.references else ""
+            cells = []
+            for c in self.columns:
+                e = self.entry(row, c)
+                tip = f' title="n={e.n}; p vs {BASELINE} = {e.p:.3g}"' if e is not None and e.p is not None else ""
+                cells.append(f"<td{tip}>{self.text(row, c, bold=('<b>', '</b>'))}</td>")
+            body.append(f"<tr{cls}><th>{escape(self.row_label(row))}</th>{''.join(cells)}</tr>")
+        note = f'<p class="note">{escape(self.note)}</p>' if self.note else ""
+        return (f"<h4>{escape(self.title)}</h4><table><thead><tr><th>{escape(self.row_name)}</th>{head}</tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table>{note}")
+
+    def csv_rows(self) -> Iterable[dict[str, Any]]:
+        for row in [*self.references, *self.rows]:
+            for c in self.columns:
+                e = self.entry(row, c)
+                if e is None:
+                    continue
+                yield {
+                    "table": f"{self.context}: {self.title}" if self.context else self.title, self.row_name: self.row_label(row), "column": self.column_label(c), "n": e.n,
+                    "mean": round(e.mean, 6), "std": round(e.std, 6), "best": e.best,
+                    "p_vs_random": "" if e.p is None else f"{e.p:.6g}", "significant": e.significant,
+                }
+
+
+def build_table(
+    records: Sequence[dict[str, Any]],
+    *,
+    title: str,
+    row: Callable[[dict], Any],
+    column: Callable[[dict], Any],
+    value: Callable[[dict], float | None],
+    row_name: str = "method",
+    reference: Callable[[dict], bool] = lambda r: False,
+    higher_is_better: bool = True,
+    row_order: Sequence[Any] = (),
+    test: bool = True,
+    mark_best: bool = True,
+    **options: Any,
+) -> Table:
+    """Group ``records`` by (row, column), summarise ``value`` over them, mark best and significance.
+
+    Records for which ``reference`` is true form reference rows (shown first, never best, never
+    tested); a record whose column is None is shown in every column (e.g. full data in each ratio's).
+    With ``test=False`` no p-values are computed, with ``mark_best=False`` no entry is marked (timings).
+    """
+    groups: dict[tuple[Any, Any], list[float]] = {}
+    ref_rows: list[Any] = []
+    for record in records:
+        v = value(record)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        key = (row(record), column(record))
+        groups.setdefault(key, []).append(float(v))
+        if reference(record) and key[0] not in ref_rows:
+            ref_rows.append(key[0])
+    columns = sorted({c for _, c in groups if c is not None}, key=_sort_key) or [None]
+    for r, _ in [k for k in groups if k[1] is None and columns != [None]]:  # column None = every column
+        for other in columns:
+            groups.setdefault((r, other), groups[(r, None)])
+        del groups[(r, None)]
+    present = {r for r, _ in groups if r not in ref_rows}
+    order = [r for r in row_order if r in present]
+    rows = order + sorted(present - set(order), key=_sort_key)
+    entries = {key: Entry(values, *mean_std(values)) for key, values in groups.items()}
+    for c in columns:
+        base = groups.get((BASELINE, c))
+        competitors = [entries[(r, c)] for r in rows if (r, c) in entries]
+        if competitors and mark_best:
+            best = (max if higher_is_better else min)(e.mean for e in competitors)
+            for e in competitors:
+                e.best = e.mean == best
+        if base is not None and test:
+            for r in rows:
+                if r != BASELINE and (r, c) in entries:
+                    entries[(r, c)].p = welch_p(groups[(r, c)], base)
+    return Table(title=title, row_name=row_name, columns=columns, rows=rows, entries=entries, references=ref_rows, **options)
+
+
+def _sort_key(value: Any) -> tuple:
+    return (0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value))

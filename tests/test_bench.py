@@ -1,0 +1,287 @@
+"""Benchmark harness: grid config, resumable runner, report tables, label noise, transfer."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats
+
+from rlselector.bench import PRESETS, config_from_dict, load_bench_config, run_bench
+from rlselector.bench.data import flip_labels, with_label_noise
+from rlselector.bench.report import write_report
+from rlselector.errors import InputError
+
+TINY_RECIPE = {"preset": "cpu-tiny", "epochs": 1, "batch_size": 32}
+TINY_PROXY = {"width": 4, "epochs": 2, "batch_size": 64, "record_epochs": [1, 2]}
+
+
+def tiny_grid(**overrides):
+    spec = {
+        "name": "tiny", "data": "digits", "limit": 300, "methods": ["random", "el2n"], "ratios": [0.3, 0.6], "seeds": [0, 1],
+        "models": [{"name": "resnet18", "width": 4}, {"name": "vgg16", "width": 4}], "recipe": TINY_RECIPE, "proxy": TINY_PROXY,
+        "analysis": {"max_samples": 150, "tsne": {"method": "el2n", "ratio": 0.6, "samples": 120}},
+    }
+    spec.update(overrides)
+    return config_from_dict(spec)
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "out"
+    summary = run_bench(tiny_grid(), out, progress=False)
+    return out, summary
+
+
+# --------------------------------------------------------------------------------------------
+# config
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"methods": ["random", "no-such-method"]}, "not registered"),
+        ({"ratios": [0.0]}, "share of training samples to KEEP"),
+        ({"ratios": [30]}, "share of training samples to KEEP"),
+        ({"models": ["resnet1000"]}, "unknown model"),
+        ({"recipe": "no-such-preset"}, "unknown preset"),
+        ({"recipe": {"preset": "cpu-tiny", "epoch": 3}}, "unknown training option"),
+        ({"method_params": {"el2n": {"sedes": 2}}}, "no parameter"),
+        ({"method_params": {"herding": {}}}, "does not run"),
+        ({"label_noise": [1.5]}, "label noise"),
+        ({"colour": "red"}, "unknown key"),
+        ({"analysis": {"tsne": {"method": "random", "ratio": 0.9}}}, "names no cell"),
+        ({"data": "cifar10"}, "needs a path"),
+        ({"proxy": {"widht": 3}}, "proxy"),
+    ],
+)
+def test_bad_grid_is_refused_before_any_work(change, message):
+    with pytest.raises(InputError, match=message):
+        tiny_grid(**change)
+
+
+def test_presets_load_or_name_what_is_missing():
+    """Every preset is valid; one listing a method not registered yet says which, and none is skipped."""
+    from rlselector.selection import METHODS, list_methods
+
+    list_methods()
+    for name, spec in PRESETS.items():
+        needs_root = spec["data"] in ("cifar10", "cifar100", "tiny-imagenet")
+        missing = [m for m in spec["methods"] if m not in METHODS]
+        if missing:
+            with pytest.raises(InputError, match="not registered"):
+                load_bench_config(preset=name, data_root="/data" if needs_root else None)
+            continue
+        config = load_bench_config(preset=name, data_root="/data" if needs_root else None)
+        assert config.methods == tuple(spec["methods"])
+        if needs_root:
+            with pytest.raises(InputError, match="needs a path"):
+                load_bench_config(preset=name)
+    with pytest.raises(InputError, match="known presets"):
+        load_bench_config(preset="cpu-nothing")
+    with pytest.raises(InputError, match="exactly one"):
+        load_bench_config()
+
+
+def test_yaml_file_is_the_preset_schema(tmp_path):
+    spec = {"data": "digits", "limit": 200, "methods": ["random"], "ratios": [0.5], "seeds": [0, 1], "recipe": TINY_RECIPE,
+            "models": ["resnet18"], "width": 4, "label_noise": 0.1}
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    config = load_bench_config(path=path)
+    assert config.name == "grid" and config.models[0].width == 4 and config.label_noise == (0.1,)
+    assert config.recipe.epochs == 1 and config.recipe.batch_size == 32
+    path.write_text("- just a list\n")
+    with pytest.raises(InputError, match="mapping"):
+        load_bench_config(path=path)
+
+
+# --------------------------------------------------------------------------------------------
+# the runner
+# --------------------------------------------------------------------------------------------
+def _cells(out: Path, folder: str = "cells") -> dict[str, dict]:
+    return {p.name: json.loads(p.read_text()) for p in (out / folder).glob("*.json")}
+
+
+def test_grid_stores_every_cell_once_and_reuses_selections(tiny_results):
+    out, summary = tiny_results
+    cells = _cells(out)
+    # 2 methods x 2 ratios x 2 seeds x 2 models + full data for 2 seeds x 2 models
+    assert summary.total == 16 + 4 + 4 + 1 and summary.computed == summary.total and not summary.failed
+    assert len(cells) == 20 and len({c["key"] for c in cells.values()}) == 20
+    evals = [c for c in cells.values() if c["kind"] == "eval"]
+    for c in evals:
+        assert 0.0 <= c["top1"] <= 100.0 and c["top1"] <= c["top5"]
+        assert c["n_train"] == c["selection"]["n_kept"] == round(c["ratio"] * 300)
+    # one selection per (method, ratio, seed), shared by both evaluation models
+    assert len({c["selection"]["dir"] for c in evals}) == 8 == len(list((out / "selections").iterdir()))
+    # the proxy is trained once per seed and charged to every el2n selection
+    for c in evals:
+        sel = c["selection"]
+        if c["method"] == "el2n":
+            assert sel["proxy_s"] + sel["proxy_shared_s"] > 0
+            assert sel["cost_s"] == pytest.approx(sel["selection_s"] + sel["proxy_s"] + sel["proxy_shared_s"])
+        else:
+            assert sel["proxy_s"] == sel["proxy_shared_s"] == 0
+    # checkpoints are removed once a cell is stored
+    assert not list((out / "runs").rglob("checkpoint.pt"))
+    analysis = _cells(out, "analysis")
+    assert {c["kind"] for c in analysis.values()} == {"dunn", "tsne"}
+    assert (out / next(c["png"] for c in analysis.values() if c["kind"] == "tsne")).stat().st_size > 5000
+
+
+def test_second_run_redoes_nothing(tiny_results):
+    out, _ = tiny_results
+    before = {p: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+    summary = run_bench(tiny_grid(), out, progress=False)
+    assert summary.computed == 0 and summary.skipped == summary.total
+    assert {p: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")} == before
+
+
+def test_a_second_writer_is_refused(tiny_results):
+    from rlselector.bench.runner import _lock
+
+    out, _ = tiny_results
+    with _lock(out):
+        with pytest.raises(InputError, match="another 'rlselector bench'"):
+            run_bench(tiny_grid(), out, progress=False)
+
+
+def test_report_of_a_run(tiny_results):
+    out, _ = tiny_results
+    folder = next((out / "selections").glob("el2n-r0.30-s0-*"))  # a method's own diagnostics are embedded
+    (folder / "work").mkdir(exist_ok=True)
+    (folder / "work" / "curves.png").write_bytes(next((out / "analysis").glob("*.png")).read_bytes())
+    (folder / "diagnostics.log").write_text("epoch 1 ratio 0.31 reward -0.2\n")
+    paths = write_report(out)
+    assert set(paths) == {"html", "markdown", "summary_csv", "cells_csv", "per_class_csv"}
+    page = paths["html"].read_text()
+    assert page.count("data:image/png;base64,") >= 6  # accuracy, cost, per-class, t-SNE, ...
+    assert "<img" in page and 'src="http' not in page  # self-contained
+    for expected in ("Clean labels", "Cross-architecture", "Dunn index", "t-SNE", "full-data", "el2n", "Welch",
+                     "Method diagnostics", "work/curves.png", "epoch 1 ratio 0.31 reward -0.2"):
+        assert expected in page
+    assert len(list(csv.DictReader(paths["cells_csv"].open()))) == 25
+    per_class = list(csv.DictReader(paths["per_class_csv"].open()))
+    assert len(per_class) == 8 * 10  # 8 selections x 10 digit classes
+    assert all(int(r["kept"]) <= int(r["total"]) for r in per_class)
+
+
+# --------------------------------------------------------------------------------------------
+# report tables from hand-made cells
+# --------------------------------------------------------------------------------------------
+def _hand_cell(method, ratio, seed, top1, kind="eval"):
+    key = f"{method}{ratio}{seed}".replace(".", "")
+    sel = None if kind == "full" else {
+        "dir": f"selections/{key}", "n": 100, "n_kept": int(100 * ratio), "cost_s": 1.0 + seed, "selection_s": 1.0, "proxy_s": 0.0,
+        "per_class": {"a": {"kept": int(50 * ratio), "total": 50}, "b": {"kept": int(50 * ratio), "total": 50}},
+    }
+    return {
+        "key": key, "kind": kind, "label": key, "method": method, "ratio": ratio, "seed": seed, "model": "resnet18", "width": 8,
+        "noise": {"rate": 0.0, "seed": None, "flipped": 0}, "data": {"name": "toy"}, "top1": top1, "top5": 99.0, "train_s": 2.0,
+        "train": {"epochs": 2, "batch_size": 64, "lr": 0.05, "schedule": "cosine", "weight_decay": 5e-4}, "selection": sel,
+    }
+
+
+HAND = {
+    ("random", 0.3): [80.0, 82.0, 84.0], ("el2n", 0.3): [86.0, 87.0, 88.0], ("rl-selector", 0.3): [90.0, 90.5, 91.0],
+    ("random", 0.5): [88.0, 89.0, 90.0], ("el2n", 0.5): [89.0, 90.0, 91.0], ("rl-selector", 0.5): [87.0, 88.0, 89.0],
+}
+
+
+def test_report_tables_from_hand_made_cells(tmp_path):
+    (tmp_path / "cells").mkdir()
+    cells = [_hand_cell(m, r, s, v) for (m, r), values in HAND.items() for s, v in enumerate(values)]
+    cells += [_hand_cell("full-data", 1.0, s, v, kind="full") for s, v in enumerate([95.0, 96.0, 97.0])]
+    for c in cells:
+        (tmp_path / "cells" / f"{c['key']}.json").write_text(json.dumps(c))
+    paths = write_report(tmp_path)
+    md = paths["markdown"].read_text()
+    table = md[md.index("#### test top-1"):].split("\n\n")[1]
+    rows = {line.split("|")[1].strip(): [x.strip() for x in line.split("|")[2:-1]] for line in table.splitlines()[2:]}
+    # mean ± sample std by hand; best per column bold; * = Welch p < 0.05 against random
+    assert rows["full-data"] == ["96.00 ± 1.00", "96.00 ± 1.00"]  # the reference row, in every column, never bold
+    assert rows["random"] == ["82.00 ± 2.00", "89.00 ± 1.00"]
+    assert rows["rl-selector"] == ["**90.50 ± 0.50** *", "88.00 ± 1.00"]
+    assert rows["el2n"][1] == "**90.00 ± 1.00**"
+    assert list(rows) == ["full-data", "rl-selector", "random", "el2n"]  # references, then the project's method order
+    summary = {(r["table"].split(": ", 1)[-1], r["method"], r["column"]): r for r in csv.DictReader(paths["summary_csv"].open())}
+    for (method, ratio), values in HAND.items():
+        row = summary[("test top-1 % by selection ratio", method, f"{100 * ratio:g} %")]
+        assert float(row["mean"]) == pytest.approx(np.mean(values)) and float(row["std"]) == pytest.approx(np.std(values, ddof=1))
+        if method == "random":
+            assert row["p_vs_random"] == ""
+        else:
+            expected = stats.ttest_ind(values, HAND[("random", ratio)], equal_var=False).pvalue
+            assert float(row["p_vs_random"]) == pytest.approx(expected, rel=1e-5)
+            assert (row["significant"] == "True") == (expected < 0.05)
+    # el2n vs random at 30 %: t = 5 / sqrt(4/3 + 1/3) = 3.87, Welch df 2.94 → p ≈ 0.032 (significant); at 50 %: p ≈ 0.29 (not)
+    assert rows["el2n"][0] == "87.00 ± 1.00 *"
+    assert "Welch" in paths["html"].read_text() and "<b>90.50 ± 0.50</b> *" in paths["html"].read_text()
+
+
+def test_report_refuses_an_empty_directory(tmp_path):
+    with pytest.raises(InputError, match="no stored cells"):
+        write_report(tmp_path)
+    with pytest.raises(InputError, match="not a directory"):
+        write_report(tmp_path / "missing")
+
+
+# --------------------------------------------------------------------------------------------
+# label noise and transfer
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.25, 0.333])
+def test_label_noise_flips_exactly_the_share_to_other_classes(rate):
+    labels = np.random.default_rng(5).integers(0, 7, size=1001)
+    noisy, flipped = flip_labels(labels, rate, 7, seed=3)
+    assert len(flipped) == round(rate * 1001) == int((noisy != labels).sum())
+    assert np.array_equal(np.flatnonzero(noisy != labels), flipped)  # every flipped label changed class
+    assert noisy.min() >= 0 and noisy.max() < 7
+    again, _ = flip_labels(labels, rate, 7, seed=3)
+    assert np.array_equal(noisy, again)  # the seed is the record
+    if rate:
+        assert not np.array_equal(noisy, flip_labels(labels, rate, 7, seed=4)[0])
+
+
+def test_noisy_dataset_is_a_new_dataset(digits):
+    noisy, flipped = with_label_noise(digits, 0.2, seed=0)
+    assert noisy.name == "digits+noise0.2" and noisy.fingerprint != digits.fingerprint
+    assert len(flipped) == round(0.2 * len(digits))
+    assert np.array_equal(noisy.test.label_array, digits.test.label_array)  # the test split stays clean
+
+
+def test_noise_and_transfer_cells(tmp_path):
+    config = tiny_grid(methods=["random"], ratios=[0.5], seeds=[0], models=[{"name": "resnet18", "width": 4}], proxy=None,
+                       label_noise=[0.0, 0.2], analysis=False,
+                       transfer={"data": "digits", "limit": 200, "recipe": {"preset": "cpu-tiny", "epochs": 1, "batch_size": 32}})
+    summary = run_bench(config, tmp_path, progress=False)
+    cells = list(_cells(tmp_path).values())
+    kinds = sorted(c["kind"] for c in cells)
+    # per noise level: full + eval and their transfers; one scratch reference
+    assert kinds == ["eval", "eval", "full", "full", "scratch", "transfer", "transfer", "transfer", "transfer"]
+    assert summary.computed == 9
+    noisy = [c for c in cells if c["noise"]["rate"] == 0.2 and c["kind"] == "eval"][0]
+    assert noisy["noise"] == {"rate": 0.2, "seed": 0, "flipped": 60}
+    assert 0 <= noisy["selection"]["flipped_kept"] <= 150
+    stored = np.load(tmp_path / "noise" / "noise0.2-seed0.npz")
+    assert len(stored["flipped"]) == 60
+    transfer = [c for c in cells if c["kind"] == "transfer"]
+    assert all(c["data"]["n_train"] == 200 and "classifier.weight" in c["reinitialised"] for c in transfer)
+    assert all(c["reinitialised"] == ["classifier.bias", "classifier.weight"] for c in transfer)
+    page = write_report(tmp_path)["html"].read_text()
+    assert "Label noise: 20 % of training labels flipped (seed 0)" in page and "Transfer" in page
+    assert re.search(r"flipped labels among the kept samples", page)
+
+
+def test_test_split_limit_is_stratified_and_seeded(digits):
+    from rlselector.bench.data import limit_test
+
+    small = limit_test(digits, 100, seed=0)
+    assert len(small.test) == 100 and len(small) == len(digits) and small.fingerprint == digits.fingerprint
+    assert np.bincount(small.test.label_array, minlength=10).min() >= 9  # every class, in proportion
+    assert np.array_equal(small.test.label_array, limit_test(digits, 100, seed=0).test.label_array)
+    assert limit_test(digits, 10_000, seed=0) is digits
