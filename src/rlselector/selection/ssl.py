@@ -152,17 +152,13 @@ def train_encoder(dataset: Dataset, config: SSLConfig, *, seed: int, progress: b
     return encoder
 
 
-@torch.no_grad()
-def embed(encoder: nn.Module, dataset: Dataset, *, batch_size: int = 1024) -> np.ndarray:
+def embed(encoder: nn.Module, dataset: Dataset) -> np.ndarray:
     """Encoder features of every training image (no augmentation), float32 (N, feature_dim)."""
-    encoder.eval()
-    stats = dataset.channel_stats
-    parts = []
-    for start in range(0, len(dataset), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(dataset)))
-        images, _ = dataset.train.batch(index)
-        parts.append(encoder.features(normalize(to_float(images), *stats)).numpy())
-    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    from ..data.transforms import BatchTransform
+    from ..train.evaluate import forward_split
+
+    features, _ = forward_split(encoder, dataset.train, BatchTransform.for_dataset(dataset, augment=False))
+    return np.ascontiguousarray(features, dtype=np.float32)
 
 
 def ssl_embeddings(
