@@ -1,0 +1,578 @@
+"""The RL-Selector agent: actor, critic, policy, reward and the policy-gradient update.
+
+Yang, Li, Shen, Zhao, *RL-Selector: Reinforcement Learning-Guided Data Selection via Redundancy
+Assessment*, ICCV 2025 (arXiv:2506.21037); formulas as fixed in ``docs/method.md`` §2–3, the
+measurements behind every default in ``docs/agent-convergence.md``.
+
+Each sample of a minibatch is one decision: the state is its feature vector, the action keeps (1) or
+prunes (0) it, and the reward asks for (1) a kept share at the target ratio sr and (2) few kept samples
+that others already cover: ``r_i = −a_i·(Ĉ_i + price)``, where the *ratio price* is what keeping one
+sample costs under the ratio term.
+
+Default (``policy="bernoulli"``): keep with probability σ((actor(s) − ν)/T). The ratio price ν is a
+Lagrange multiplier raised or lowered by dual ascent on the measured kept share (an integral
+controller, unbiased in both directions), and it enters the policy's logit as well as the reward: the
+maximum-entropy optimum of that reward is σ((−Ĉ − ν)/T), so the actor learns −Ĉ whatever ν is and the
+ratio answers at once instead of through relearning. The gradient is the exact expectation over both
+actions (the reward of each action is known in closed form), the deterministic decisions come from a
+Polyak average of the actor, and the kept share is measured on a reference sample of the data.
+
+``AgentConfig.paper_literal()`` gives the paper read literally: clipped Gaussian score, TD(0) A2C with
+γ = 0.99 bootstrapping on the next minibatch, ratio penalty from the stored score vector. It does not
+converge (``docs/method.md`` §9) and is kept for comparison.
+
+The module holds no training loop: the caller computes the cover once per epoch and calls
+:meth:`SelectorAgent.step` once per minibatch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .cover import Cover, redundancy_rank
+from .errors import InputError
+
+PolicyFamily = Literal["bernoulli", "gaussian-literal"]
+Estimator = Literal["expected", "critic"]
+RatioControl = Literal["multiplier", "penalty"]
+RatioFeedback = Literal["reference", "batch-decisions", "batch-actions", "scores"]
+CoverSignal = Literal["rank", "centred", "minmax"]
+
+
+@dataclass
+class AgentConfig:
+    """Every hyperparameter of the agent, one line each. Defaults: the measured best (see docs)."""
+
+    policy: PolicyFamily = "bernoulli"
+    """Bernoulli keep/prune, or the paper-literal clipped Gaussian score (needs ``estimator="critic"``)."""
+    estimator: Estimator = "expected"
+    """Policy gradient: exact expectation over both actions (Bernoulli only), or sampled actions with a
+    learned critic as baseline (A2C, Eq. 8–9)."""
+    action_samples: int = 1
+    """Critic estimator: actions sampled per state; their losses are averaged (lower variance)."""
+    hidden_sizes: tuple[int, int] = (512, 256)
+    """Widths of the two hidden layers of actor and critic (paper Table 6: d→512→256→1)."""
+    learning_rate: float = 1e-3
+    """Adam learning rate of actor and critic."""
+    final_lr_fraction: float = 0.1
+    """Cosine decay of the learning rate to this fraction at the last step (when the caller gives the
+    number of steps); a quiet end keeps the final decisions from jittering."""
+    weight_decay: float = 0.0
+    """Adam L2 weight decay. At 5e-4 it swamps the small policy gradients and nothing is learned."""
+    adam_eps: float = 1e-5
+    """Adam epsilon."""
+    gamma: float = 0.0
+    """Critic estimator: discount of the TD target r + γ·V(s'); 0 = each decision a one-step bandit."""
+    updates_per_step: int = 4
+    """Agent gradient steps per minibatch on the same batch (the agent is cheap)."""
+    normalize_advantage: bool = False
+    """Critic estimator: divide the advantage by its batch std (breaks the entropy weight's scale)."""
+    temperature: float = 0.25
+    """Bernoulli: keep probability σ((actor − ν)/T); the actor then works in reward units."""
+    entropy_coef: float = 0.25
+    """Weight of the policy-entropy bonus. Equal to ``temperature`` the optimum is σ((−Ĉ − ν)/T)."""
+    ratio_control: RatioControl = "multiplier"
+    """Ratio price: a Lagrange multiplier ν by dual ascent, or the paper's penalty λ·Δ̂ (rescaled Δ)."""
+    multiplier_rate: float = 0.2
+    """Dual ascent step: ν ← ν + rate·Δ per minibatch (raw Δ, so noise does not bias the ratio),
+    scaled by the learning-rate schedule."""
+    multiplier_schedule: bool = True
+    """EXPERIMENT"""
+    ratio_coef: float = 0.3
+    """Penalty control: λ in price = λ·Δ̂."""
+    ratio_feedback: RatioFeedback = "reference"
+    """Kept share Δ is measured on: deterministic decisions on the caller's reference states, on the
+    batch, the batch's sampled actions, or the caller's dataset-wide score vector (paper-literal)."""
+    cover_signal: CoverSignal = "rank"
+    """Ĉ: redundancy rank − sr; C − its sr-quantile over its range; or min-max C (Eq. 7)."""
+    decision_ema: float = 0.99
+    """Deterministic decisions use a Polyak average of the actor with this decay; 0 = the actor itself."""
+    normalize_states: bool = True
+    """Standardise states with running per-dimension mean and variance (features of any scale)."""
+    max_grad_norm: float | None = None
+    """Clip each network's gradient norm to this value; None = no clipping."""
+    initial_log_std: float = math.log(0.2)
+    """Gaussian policy: starting value of the learned state-independent log standard deviation."""
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(self.hidden_sizes)
+        _check_choice("policy", self.policy, ("bernoulli", "gaussian-literal"))
+        _check_choice("estimator", self.estimator, ("expected", "critic"))
+        _check_choice("ratio_control", self.ratio_control, ("multiplier", "penalty"))
+        _check_choice("ratio_feedback", self.ratio_feedback, ("reference", "batch-decisions", "batch-actions", "scores"))
+        _check_choice("cover_signal", self.cover_signal, ("rank", "centred", "minmax"))
+        if self.policy == "gaussian-literal" and (self.estimator != "critic" or self.ratio_control != "penalty"):
+            raise InputError("AgentConfig: the Gaussian policy needs estimator='critic' and ratio_control='penalty'")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise InputError(f"AgentConfig.gamma must lie in [0, 1], got {self.gamma}")
+        if self.gamma > 0 and self.estimator != "critic":
+            raise InputError("AgentConfig: gamma > 0 bootstraps on a critic; use estimator='critic'")
+        if not 0.0 <= self.decision_ema < 1.0:
+            raise InputError(f"AgentConfig.decision_ema must lie in [0, 1), got {self.decision_ema}")
+        for name in ("updates_per_step", "action_samples"):
+            if getattr(self, name) < 1:
+                raise InputError(f"AgentConfig.{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.temperature <= 0:
+            raise InputError(f"AgentConfig.temperature must be > 0, got {self.temperature}")
+
+    @classmethod
+    def paper_literal(cls, **overrides: Any) -> "AgentConfig":
+        """The paper read literally (``docs/method.md`` §2–3): Gaussian policy, TD(0) A2C with γ = 0.99,
+        Adam lr 3e-4 and weight decay 5e-4, one update per step, penalty λ = 1 from the stored score
+        vector, min-max C, raw states, no entropy, no averaging, constant learning rate."""
+        literal = cls(
+            policy="gaussian-literal",
+            estimator="critic",
+            learning_rate=3e-4,
+            final_lr_fraction=1.0,
+            weight_decay=5e-4,
+            gamma=0.99,
+            updates_per_step=1,
+            entropy_coef=0.0,
+            ratio_control="penalty",
+            ratio_coef=1.0,
+            ratio_feedback="scores",
+            cover_signal="minmax",
+            decision_ema=0.0,
+            normalize_states=False,
+        )
+        return replace(literal, **overrides)
+
+    @classmethod
+    def method_9(cls, **overrides: Any) -> "AgentConfig":
+        """The configuration ``docs/method.md`` §9 found converging at 0.3 and 0.5: Bernoulli, A2C with
+        r − V(s) normalised by its std, 4 updates at lr 1e-3, penalty 0.3·Δ̂ on the batch's actions,
+        C centred at its sr-quantile."""
+        found = cls(
+            estimator="critic",
+            final_lr_fraction=1.0,
+            weight_decay=5e-4,
+            normalize_advantage=True,
+            temperature=1.0,
+            entropy_coef=0.0,
+            ratio_control="penalty",
+            ratio_coef=0.3,
+            ratio_feedback="batch-actions",
+            cover_signal="centred",
+            decision_ema=0.0,
+        )
+        return replace(found, **overrides)
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InputError(f"AgentConfig.{name}: unknown {value!r}; use one of {', '.join(map(repr, allowed))}")
+
+
+# --- reward: pure functions ----------------------------------------------------------------------------
+
+
+def ratio_discrepancy(kept_fraction: float, target_ratio: float) -> float:
+    """Eq. 5: Δ = kept share − sr ∈ [−sr, 1 − sr]."""
+    return float(kept_fraction) - float(target_ratio)
+
+
+def rescale_discrepancy(delta: float, target_ratio: float) -> float:
+    """Δ̂ = α·Δ if Δ ≥ 0 else β·Δ, α = 1/(1 − sr), β = 1/sr: both directions mapped onto [−1, 1]."""
+    if delta >= 0:
+        return delta / (1.0 - target_ratio) if target_ratio < 1.0 else 0.0
+    return delta / target_ratio
+
+
+def normalised_cover(result: Cover, target_ratio: float, signal: CoverSignal) -> torch.Tensor:
+    """Ĉ (float32) from a cover pass; for ``rank`` and ``centred`` negative means keep-worthy at sr.
+
+    - ``rank``: redundancy rank (degree, then nearest-neighbour closeness) minus sr ∈ [−sr, 1 − sr):
+      uniform, untied, zero exactly at the boundary of the target ratio.
+    - ``centred``: (C − q_sr(C)) / (max C − min C) (``method.md`` §9).
+    - ``minmax``: (C − min C) / (max C − min C) ∈ [0, 1] (``method.md`` Eq. 7).
+    """
+    if signal == "rank":
+        return (redundancy_rank(result) - target_ratio).float()
+    degree = result.degree
+    spread = float(degree.max() - degree.min()) or 1.0
+    if signal == "centred":
+        return ((degree - torch.quantile(degree, target_ratio)) / spread).float()
+    return ((degree - degree.min()) / spread).float()
+
+
+def reward_parts(
+    actions: torch.Tensor, cover_hat: torch.Tensor, ratio_price: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r_ratio, r_cover) per sample: −a_i·price and −a_i·Ĉ_i (Eq. 7).
+
+    ``ratio_price`` is what keeping one sample costs under the ratio term: λ·Δ̂ for the paper's penalty
+    (> 0 when too many are kept, < 0 when too few), or the Lagrange multiplier ν. Both parts scale with
+    the sample's own action, so each carries a per-sample policy gradient after any baseline.
+    """
+    return -ratio_price * actions, -actions * cover_hat
+
+
+def reward(actions: torch.Tensor, cover_hat: torch.Tensor, ratio_price: float) -> torch.Tensor:
+    """r_i = −a_i·(Ĉ_i + price)."""
+    ratio_part, cover_part = reward_parts(actions, cover_hat, ratio_price)
+    return ratio_part + cover_part
+
+
+# --- networks and state normalisation -------------------------------------------------------------------
+
+
+def _mlp(in_features: int, hidden_sizes: tuple[int, int]) -> nn.Sequential:
+    first, second = hidden_sizes
+    return nn.Sequential(
+        nn.Linear(in_features, first), nn.ReLU(), nn.Linear(first, second), nn.ReLU(), nn.Linear(second, 1)
+    )
+
+
+class RunningMeanStd:
+    """Per-dimension running mean and variance over every state seen (parallel-variance update)."""
+
+    CLIP = 10.0
+    """Standardised states are clipped to ±CLIP so one outlier cannot saturate the networks."""
+
+    def __init__(self, dim: int):
+        self.mean = torch.zeros(dim, dtype=torch.float64)
+        self.var = torch.ones(dim, dtype=torch.float64)
+        self.count = 0
+
+    def update(self, batch: torch.Tensor) -> None:
+        batch = batch.double()
+        batch_mean, batch_var, batch_count = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
+        total = self.count + batch_count
+        shift = batch_mean - self.mean
+        self.mean = self.mean + shift * batch_count / total
+        self.var = (self.var * self.count + batch_var * batch_count + shift**2 * self.count * batch_count / total) / total
+        self.count = total
+
+    def normalise(self, states: torch.Tensor) -> torch.Tensor:
+        standardised = (states.double() - self.mean) / (self.var + 1e-8).sqrt()
+        return standardised.clamp(-self.CLIP, self.CLIP).float()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean.clone(), "var": self.var.clone(), "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.mean, self.var, self.count = state["mean"].clone(), state["var"].clone(), int(state["count"])
+
+
+@dataclass
+class StepStats:
+    """Diagnostics of one :meth:`SelectorAgent.step` (batch means; losses of the last agent update)."""
+
+    kept_fraction: float
+    """Kept share the ratio feedback measured."""
+    delta: float
+    """Δ = kept share − sr."""
+    ratio_price: float
+    """Cost of keeping one sample under the ratio term (ν, or λ·Δ̂)."""
+    reward_ratio: float
+    """Mean ratio part of the reward of the sampled actions."""
+    reward_cover: float
+    """Mean cover part of the reward of the sampled actions."""
+    actor_loss: float
+    critic_loss: float
+    """NaN without a critic (``estimator="expected"``)."""
+    explained_variance: float
+    """1 − Var(target − V) / Var(target) of the critic (1 = perfect, ≤ 0 = useless); NaN without one."""
+    entropy: float
+    policy_std: float
+    """Gaussian: σ. Bernoulli: mean √(p(1 − p)) over the batch."""
+    learning_rate: float
+
+
+class SelectorAgent:
+    """Actor and critic with their optimisers, sampling from a private seeded generator.
+
+    Call :meth:`step` once per minibatch; :meth:`finish` after the last one (the pending TD update when
+    γ > 0). :meth:`keep_scores` is the deterministic policy (≥ 0.5 = keep). ``total_steps`` (minibatches
+    in the whole run) enables the cosine learning-rate decay. :meth:`state_dict` holds everything a run
+    needs to resume bit-exactly.
+    """
+
+    def __init__(
+        self,
+        state_dim: int,
+        target_ratio: float,
+        config: AgentConfig | None = None,
+        *,
+        seed: int = 0,
+        total_steps: int | None = None,
+    ):
+        if not 0.0 < target_ratio <= 1.0:
+            raise InputError(f"SelectorAgent: target_ratio must lie in (0, 1], got {target_ratio}")
+        self.config = config if config is not None else AgentConfig()
+        self.target_ratio = float(target_ratio)
+        self.state_dim = int(state_dim)
+        self.total_steps = total_steps
+        with torch.random.fork_rng(devices=[]):  # build the networks from the seed, leave the global RNG alone
+            torch.manual_seed(seed)
+            self.actor = _mlp(self.state_dim, self.config.hidden_sizes)
+            self.critic = _mlp(self.state_dim, self.config.hidden_sizes)
+        self.decision_actor = copy.deepcopy(self.actor).requires_grad_(False)
+        self.log_std = nn.Parameter(torch.tensor(float(self.config.initial_log_std)))
+        actor_parameters = list(self.actor.parameters())
+        if self.config.policy == "gaussian-literal":
+            actor_parameters.append(self.log_std)
+        self.actor_optimizer = self._adam(actor_parameters)
+        self.critic_optimizer = self._adam(self.critic.parameters())
+        self.state_stats = RunningMeanStd(self.state_dim)
+        self.generator = torch.Generator().manual_seed(seed + 1)
+        self.multiplier = 0.0
+        self.steps_done = 0
+        self._pending: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def _adam(self, parameters) -> torch.optim.Adam:
+        c = self.config
+        return torch.optim.Adam(parameters, lr=c.learning_rate, weight_decay=c.weight_decay, eps=c.adam_eps)
+
+    # --- policy ---
+
+    def keep_scores(self, states: torch.Tensor) -> torch.Tensor:
+        """Deterministic score in [0, 1] (Bernoulli: keep probability; Gaussian: mean); ≥ 0.5 = keep."""
+        with torch.no_grad():
+            return self._keep_probability(self.decision_actor, self._prepared(states))
+
+    def _keep_probability(self, network: nn.Module, states: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self._logits(network, states))
+
+    def _logits(self, network: nn.Module, states: torch.Tensor) -> torch.Tensor:
+        output = network(states).squeeze(1)
+        if self.config.policy == "gaussian-literal":
+            return output
+        price = self.multiplier if self.config.ratio_control == "multiplier" else 0.0
+        return (output - price) / self.config.temperature
+
+    def _prepared(self, states: torch.Tensor) -> torch.Tensor:
+        states = states.detach().float().cpu()
+        return self.state_stats.normalise(states) if self.config.normalize_states else states
+
+    def _sample(self, states: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``count`` samples per state: (raw sample the log-probability is taken of, action in [0, 1])."""
+        mean = self._keep_probability(self.actor, states).expand(count, -1)
+        if self.config.policy == "bernoulli":
+            sample = torch.bernoulli(mean, generator=self.generator)
+            return sample, sample
+        noise = torch.randn(mean.shape, generator=self.generator)
+        sample = mean + self.log_std.exp() * noise
+        return sample, sample.clamp(0.0, 1.0)
+
+    def _log_prob_entropy_spread(self, states: torch.Tensor, raw: torch.Tensor):
+        """log π(raw | s) (shape of ``raw``), the entropy and the spread per state, with gradients."""
+        logits = self._logits(self.actor, states)
+        if self.config.policy == "bernoulli":
+            log_prob = -F.binary_cross_entropy_with_logits(logits.expand_as(raw), raw, reduction="none")
+            p = torch.sigmoid(logits)
+            return log_prob, _bernoulli_entropy(logits), (p * (1 - p)).sqrt()
+        distribution = torch.distributions.Normal(torch.sigmoid(logits), self.log_std.exp())
+        spread = self.log_std.exp().expand_as(logits)
+        return distribution.log_prob(raw), distribution.entropy(), spread
+
+    # --- one minibatch ---
+
+    def step(
+        self,
+        states: torch.Tensor,
+        cover_hat: torch.Tensor,
+        *,
+        reference_states: torch.Tensor | None = None,
+        kept_fraction: float | None = None,
+    ) -> tuple[torch.Tensor, StepStats]:
+        """Act on a minibatch, price the actions (§3) and update; returns (actions, stats).
+
+        ``reference_states`` (required by ``ratio_feedback="reference"``): a sample of the data whose
+        deterministic decisions measure the kept share. ``kept_fraction`` (required by ``"scores"``):
+        the share the caller measured on its score vector. With γ > 0 the update of this batch waits
+        for the next batch's states (its s'), as in ``docs/method.md`` §2, and the losses reported are
+        the previous batch's.
+        """
+        c = self.config
+        if c.normalize_states:
+            self.state_stats.update(states.detach().cpu())
+        states = self._prepared(states)
+        cover_hat = cover_hat.detach().float().cpu()
+        samples = c.action_samples if c.estimator == "critic" else 1
+        if c.ratio_feedback == "batch-actions":  # the share of the very actions being rewarded
+            with torch.no_grad():
+                raw, actions = self._sample(states, samples)
+            share = float(actions[0].mean())
+        else:
+            share = self._kept_share(states, reference_states, kept_fraction)
+        delta = ratio_discrepancy(share, self.target_ratio)
+        schedule = self._schedule()
+        if c.ratio_control == "multiplier":
+            # The step follows the learning-rate schedule: as the actor settles, ν averages out the
+            # noise of the measured share instead of chasing it.
+            self.multiplier += c.multiplier_rate * (schedule if c.multiplier_schedule else 1.0) * delta
+            price = self.multiplier
+        else:
+            price = c.ratio_coef * rescale_discrepancy(delta, self.target_ratio)
+        with torch.no_grad():
+            if c.ratio_feedback != "batch-actions":  # sampled after the multiplier moved: it enters the policy
+                raw, actions = self._sample(states, samples)
+            ratio_part, cover_part = reward_parts(actions, cover_hat, price)
+        for optimizer in (self.actor_optimizer, self.critic_optimizer):
+            for group in optimizer.param_groups:
+                group["lr"] = c.learning_rate * schedule
+        if c.estimator == "expected":
+            losses = self._expected_update(states, cover_hat, price)
+        elif c.gamma == 0.0:
+            losses = self._critic_update(states, raw, ratio_part + cover_part, next_value=0.0)
+        else:
+            losses = self._deferred_critic_update(states, raw, ratio_part + cover_part)
+        self._update_decision_actor()
+        self.steps_done += 1
+        stats = StepStats(
+            kept_fraction=share,
+            delta=delta,
+            ratio_price=price,
+            reward_ratio=float(ratio_part.mean()),
+            reward_cover=float(cover_part.mean()),
+            learning_rate=self.actor_optimizer.param_groups[0]["lr"],
+            **losses,
+        )
+        return actions[0], stats
+
+    def _kept_share(self, states: torch.Tensor, reference_states: torch.Tensor | None, kept_fraction: float | None) -> float:
+        feedback = self.config.ratio_feedback
+        if feedback == "scores":
+            if kept_fraction is None:
+                raise InputError("SelectorAgent.step: ratio_feedback='scores' needs the caller's kept_fraction")
+            return float(kept_fraction)
+        if feedback == "reference":
+            if reference_states is None:
+                raise InputError("SelectorAgent.step: ratio_feedback='reference' needs reference_states")
+            states = self._prepared(reference_states)
+        with torch.no_grad():
+            return float((self._logits(self.decision_actor, states) >= 0).float().mean())
+
+    def finish(self) -> dict[str, float] | None:
+        """Run the pending update of the last minibatch, bootstrapping with V = 0 (end of the run)."""
+        if self._pending is None:
+            return None
+        pending, self._pending = self._pending, None
+        return self._critic_update(*pending, next_value=0.0)
+
+    # --- updates ---
+
+    def _expected_update(self, states: torch.Tensor, cover_hat: torch.Tensor, price: float) -> dict[str, float]:
+        """Exact policy gradient of E_a[r] + c·H for the Bernoulli policy: r(keep) = −(Ĉ + price), r(prune) = 0."""
+        keep_reward = reward(torch.ones_like(cover_hat), cover_hat, price)
+        for _ in range(self.config.updates_per_step):
+            logits = self._logits(self.actor, states)
+            entropy = _bernoulli_entropy(logits)
+            p = torch.sigmoid(logits)
+            actor_loss = -(p * keep_reward).mean() - self.config.entropy_coef * entropy.mean()
+            self._descend(self.actor_optimizer, actor_loss, self.actor)
+        return dict(
+            actor_loss=float(actor_loss.detach()),
+            critic_loss=math.nan,
+            explained_variance=math.nan,
+            entropy=float(entropy.detach().mean()),
+            policy_std=float((p * (1 - p)).sqrt().detach().mean()),
+        )
+
+    def _deferred_critic_update(self, states: torch.Tensor, raw: torch.Tensor, rewards: torch.Tensor) -> dict[str, float]:
+        previous, self._pending = self._pending, (states, raw, rewards)
+        if previous is None:
+            return dict(actor_loss=math.nan, critic_loss=math.nan, explained_variance=math.nan, entropy=math.nan, policy_std=math.nan)
+        with torch.no_grad():
+            next_value = float(self.critic(states).mean())  # V(s_{t+1}): the next minibatch as a whole
+        return self._critic_update(*previous, next_value=next_value)
+
+    def _critic_update(self, states: torch.Tensor, raw: torch.Tensor, rewards: torch.Tensor, next_value: float) -> dict[str, float]:
+        """A2C: Eq. 8 actor loss −log π(a|s)·A (A detached, mean over samples and batch), Eq. 9 critic
+        loss A² with the TD target r + γ·V(s') detached; ``raw`` and ``rewards`` are (samples, batch)."""
+        c = self.config
+        target = rewards + c.gamma * next_value
+        for _ in range(c.updates_per_step):
+            values = self.critic(states).squeeze(1)
+            advantage = (target - values).detach()
+            if c.normalize_advantage:
+                advantage = advantage / (advantage.std(unbiased=False) + 1e-8)
+            log_prob, entropy, spread = self._log_prob_entropy_spread(states, raw)
+            actor_loss = -(log_prob * advantage).mean() - c.entropy_coef * entropy.mean()
+            critic_loss = (target - values).pow(2).mean()
+            self._descend(self.actor_optimizer, actor_loss, self.actor)
+            self._descend(self.critic_optimizer, critic_loss, self.critic)
+        variance = float(target.var(unbiased=False))
+        residual = float((target - values.detach()).var(unbiased=False))
+        return dict(
+            actor_loss=float(actor_loss.detach()),
+            critic_loss=float(critic_loss.detach()),
+            explained_variance=1.0 - residual / variance if variance > 0 else math.nan,
+            entropy=float(entropy.detach().mean()),
+            policy_std=float(spread.detach().mean()),
+        )
+
+    def _descend(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, network: nn.Module) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(network.parameters(), self.config.max_grad_norm)
+        optimizer.step()
+
+    def _schedule(self) -> float:
+        """Cosine from 1 to ``final_lr_fraction`` over ``total_steps``; 1 when the caller gave none."""
+        if self.total_steps is None:
+            return 1.0
+        progress = min(1.0, self.steps_done / max(1, self.total_steps - 1))
+        floor = self.config.final_lr_fraction
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def _update_decision_actor(self) -> None:
+        # Warm-up (1 + t)/(10 + t): early averages follow the actor instead of its random start.
+        decay = min(self.config.decision_ema, (1.0 + self.steps_done) / (10.0 + self.steps_done))
+        with torch.no_grad():
+            for averaged, current in zip(self.decision_actor.parameters(), self.actor.parameters()):
+                averaged.mul_(decay).add_(current, alpha=1.0 - decay)
+
+    # --- checkpointing ---
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": asdict(self.config),
+            "target_ratio": self.target_ratio,
+            "state_dim": self.state_dim,
+            "actor": self.actor.state_dict(),
+            "decision_actor": self.decision_actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "log_std": self.log_std.detach().clone(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "state_stats": self.state_stats.state_dict(),
+            "generator": self.generator.get_state(),
+            "multiplier": self.multiplier,
+            "steps_done": self.steps_done,
+            "pending": self._pending,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["state_dim"] != self.state_dim or state["target_ratio"] != self.target_ratio:
+            raise InputError(
+                "SelectorAgent.load_state_dict: checkpoint is for state_dim "
+                f"{state['state_dim']} and ratio {state['target_ratio']}, this agent for {self.state_dim} and "
+                f"{self.target_ratio}; resume with the same features and ratio"
+            )
+        self.actor.load_state_dict(state["actor"])
+        self.decision_actor.load_state_dict(state["decision_actor"])
+        self.critic.load_state_dict(state["critic"])
+        with torch.no_grad():
+            self.log_std.copy_(state["log_std"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.state_stats.load_state_dict(state["state_stats"])
+        self.generator.set_state(state["generator"])
+        self.multiplier = float(state["multiplier"])
+        self.steps_done = int(state["steps_done"])
+        self._pending = state["pending"]
+
+
+def _bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.sigmoid(logits), reduction="none")

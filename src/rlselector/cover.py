@@ -1,0 +1,354 @@
+"""ε-sample cover (RL-Selector, Yang et al., ICCV 2025, Def. 1 and Eq. 6; ``docs/method.md`` §1).
+
+Two samples of the same class cover each other when their features lie within ε (ℓ2). The degree of
+cover of sample i in class k is
+
+    C_i = (1 / (n_k − 1)) · Σ_{j≠i} 1(‖x̃_i − x̃_j‖ ≤ ε^k)  ∈ [0, 1],
+
+high C meaning redundant (prune first). The set-aware variant counts only neighbours that are still
+kept, ``C_i(s) = Σ_{j≠i} s_j · 1(D_ij ≤ ε^k) / (n_k − 1)``.
+
+Distances are computed per class in row blocks and reduced into counts at once: memory is
+O(block · n_k), never an n_k × n_k matrix. Every block works in float64 on class-centred features
+(centring keeps the expanded-norm formula ‖a‖² + ‖b‖² − 2a·b free of cancellation), and a pair counts
+as covered when ``D² ≤ ε² + TIE_RTOL · (‖a‖² + ‖b‖²)``: a pair at exactly ε is covered whatever
+rounding the block shape produced, and the result does not depend on the block size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Literal, NamedTuple
+
+import numpy as np
+import torch
+
+from .errors import InputError
+
+EpsilonRule = Literal["mean", "quantile", "median", "nn-median"]
+
+DEFAULT_BLOCK_SIZE = 1024
+"""Rows of a distance block; a block holds ``block_size × n_k`` float64 values (40 MB at 1024 × 5000)."""
+
+TIE_RTOL = 1e-11
+"""Relative slack (of the squared norms) under which a pair counts as lying exactly at ε.
+
+Float64 rounding of the expanded formula stays below 5e-13 of the squared norms for d ≤ 4096 even in
+the worst case, so the slack absorbs it; in distance terms it is ~3e-6 of the feature norm, finer than
+the float32 precision the features come in.
+"""
+
+
+class Cover(NamedTuple):
+    """Per-sample result of one cover pass, in the order of the input rows."""
+
+    degree: torch.Tensor
+    """C_i ∈ [0, 1], float64: share of the other samples of the class (kept ones, if set-aware) within ε."""
+    nn_distance: torch.Tensor
+    """float64 distance to the nearest other (kept) sample of the class; ``inf`` if there is none."""
+    epsilon: torch.Tensor
+    """float64 ε of each sample's class, so distances can be compared across classes in units of ε."""
+
+
+def epsilon(
+    features: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray,
+    *,
+    rule: EpsilonRule = "quantile",
+    quantile: float = 0.01,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    pivot_pairs: int = 100_000,
+    seed: int = 0,
+) -> dict[int, float]:
+    """Data-driven ε per class: ``{class id: ε}``.
+
+    Rules (all exact):
+
+    - ``"mean"``: mean intra-class pair distance (the paper's reading; measures centrality more than
+      redundancy, see ``docs/agent-convergence.md``).
+    - ``"quantile"``: the ``quantile``-quantile of intra-class pair distances (each unordered pair once,
+      inverse-CDF definition: the smallest distance t with at least a share ``quantile`` of pairs ≤ t).
+    - ``"median"``: ``"quantile"`` at 0.5.
+    - ``"nn-median"``: median (inverse-CDF, i.e. the lower median) of each sample's nearest-neighbour
+      distance within its class.
+
+    The quantile is exact without holding all n_k²/2 distances: a seeded sample of ``pivot_pairs``
+    pairs brackets it, one blockwise pass counts the pairs below the bracket and keeps only those inside
+    it, and the order statistic is read off the kept ones (the bracket widens and the pass repeats in
+    the rare case it missed). The sample only decides the memory used, never the answer.
+    """
+    features, labels = _validated(features, labels)
+    if rule not in ("mean", "quantile", "median", "nn-median"):
+        raise InputError(f"epsilon: unknown rule {rule!r}; use 'mean', 'quantile', 'median' or 'nn-median'")
+    if rule == "median":
+        rule, quantile = "quantile", 0.5
+    if not 0.0 < quantile <= 1.0:
+        raise InputError(f"epsilon: quantile must lie in (0, 1], got {quantile}")
+    _check_block_size(block_size)
+    generator = torch.Generator().manual_seed(seed)
+    result = {}
+    for label, members in _classes(labels):
+        class_features = _centred(features[members])
+        if rule == "mean":
+            value = _mean_pair_distance(class_features, block_size)
+        elif rule == "quantile":
+            value = _pair_distance_quantile(class_features, quantile, block_size, pivot_pairs, generator)
+        else:
+            everyone = torch.ones(len(members), dtype=torch.bool)
+            _, nn_sq = _count_within(class_features, everyone, 0.0, block_size)
+            value = _inverse_cdf(nn_sq.sqrt(), 0.5)
+        result[label] = float(value)
+    return result
+
+
+def cover(
+    features: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray,
+    eps: float | Mapping[int, float],
+    *,
+    kept: torch.Tensor | np.ndarray | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> Cover:
+    """Degree of cover and nearest-neighbour distance of every sample, in one blockwise pass.
+
+    ``eps`` is one ε for every class or ``{class id: ε}`` (as :func:`epsilon` returns). With ``kept``
+    (a bool or 0/1 mask over the rows) only kept neighbours count, in both outputs; the normaliser
+    stays n_k − 1 so set-aware degrees compare with plain ones.
+    """
+    features, labels = _validated(features, labels)
+    _check_block_size(block_size)
+    n = features.shape[0]
+    if kept is None:
+        kept_mask = torch.ones(n, dtype=torch.bool)
+    else:
+        kept_mask = torch.as_tensor(np.asarray(kept) if not torch.is_tensor(kept) else kept).cpu()
+        if kept_mask.shape != (n,):
+            raise InputError(f"cover: kept must be a mask of shape ({n},), got {tuple(kept_mask.shape)}")
+        if kept_mask.dtype != torch.bool:
+            if not bool(((kept_mask == 0) | (kept_mask == 1)).all()):
+                raise InputError("cover: kept must hold only 0/1 (or bool) values")
+            kept_mask = kept_mask != 0
+    degree = torch.empty(n, dtype=torch.float64)
+    nn_distance = torch.empty(n, dtype=torch.float64)
+    sample_eps = torch.empty(n, dtype=torch.float64)
+    for label, members in _classes(labels):
+        class_eps = _class_epsilon(eps, label)
+        counts, nn_sq = _count_within(_centred(features[members]), kept_mask[members], class_eps, block_size)
+        degree[members] = counts / (len(members) - 1)
+        nn_distance[members] = nn_sq.sqrt()
+        sample_eps[members] = class_eps
+    return Cover(degree=degree, nn_distance=nn_distance, epsilon=sample_eps)
+
+
+def cover_degree(
+    features: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray,
+    eps: float | Mapping[int, float],
+    *,
+    kept: torch.Tensor | np.ndarray | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> torch.Tensor:
+    """C_i ∈ [0, 1] (float64, input row order): Eq. 6, or its set-aware variant when ``kept`` is given."""
+    return cover(features, labels, eps, kept=kept, block_size=block_size).degree
+
+
+def redundancy_rank(result: Cover) -> torch.Tensor:
+    """Each sample's rank in [0, 1) from least to most redundant, without ties where the data allows.
+
+    Orders by degree of cover, then, among equal degrees, by a closer nearest neighbour in units of
+    the class's ε (a sample whose neighbour is closer is nearer to being covered, or more tightly
+    covered; ε units keep tight classes from ranking as redundant for their scale alone). Degrees are
+    counts, so ties are common (many samples have C = 0 at a small ε); the second key keeps a ratio
+    threshold from falling inside a block of equal scores. Exact ties keep input order (stable sort).
+    """
+    n = result.degree.shape[0]
+    by_closeness = torch.argsort(-_relative_nn_distance(result), stable=True)
+    order = by_closeness[torch.argsort(result.degree[by_closeness], stable=True)]
+    rank = torch.empty(n, dtype=torch.float64)
+    rank[order] = torch.arange(n, dtype=torch.float64) / n
+    return rank
+
+
+def greedy_set_aware_prune(
+    features: torch.Tensor | np.ndarray,
+    labels: torch.Tensor | np.ndarray,
+    eps: float | Mapping[int, float],
+    *,
+    keep: int,
+    round_size: int,
+    seed: int = 0,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> torch.Tensor:
+    """Bool mask of ``keep`` samples: prune the most covered in rounds, re-counting among the kept.
+
+    Each round computes the set-aware cover among still-kept samples and prunes the ``round_size``
+    most redundant kept ones (degree, then closer nearest kept neighbour, then a seeded random
+    tie-break). Of two samples that cover only each other, the first round removes one and the
+    re-count leaves the other uncovered, so the kept set still covers what was pruned (Lemma 2).
+    Smaller rounds approach one-at-a-time greedy; the cost is one cover pass over the kept samples
+    per round.
+    """
+    features, labels = _validated(features, labels)
+    n = features.shape[0]
+    if not 0 < keep <= n:
+        raise InputError(f"greedy_set_aware_prune: keep must lie in [1, {n}], got {keep}")
+    if round_size < 1:
+        raise InputError(f"greedy_set_aware_prune: round_size must be ≥ 1, got {round_size}")
+    generator = torch.Generator().manual_seed(seed)
+    tie_break = torch.randperm(n, generator=generator)
+    kept = torch.ones(n, dtype=torch.bool)
+    while int(kept.sum()) > keep:
+        state = cover(features, labels, eps, kept=kept, block_size=block_size)
+        candidates = kept.nonzero().squeeze(1)
+        # Sort keys from least to most significant, each sort stable: random, then closeness, then degree.
+        order = candidates[torch.argsort(tie_break[candidates], stable=True)]
+        order = order[torch.argsort(_relative_nn_distance(state)[order], stable=True)]
+        order = order[torch.argsort(state.degree[order], stable=True, descending=True)]
+        kept[order[: min(round_size, int(kept.sum()) - keep)]] = False
+    return kept
+
+
+def _relative_nn_distance(result: Cover) -> torch.Tensor:
+    scale = torch.where(result.epsilon > 0, result.epsilon, torch.ones_like(result.epsilon))
+    return result.nn_distance / scale
+
+
+# --- blockwise kernels -------------------------------------------------------------------------------
+
+
+def _row_blocks(features: torch.Tensor, block_size: int, upper: bool) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Yield ``(start, squared distances, slack)`` of a row block against all columns (or, with
+    ``upper``, against columns from ``start`` on, so each unordered pair appears once)."""
+    norms = (features * features).sum(1)
+    n = features.shape[0]
+    for start in range(0, n, block_size):
+        rows = features[start : start + block_size]
+        columns = features[start:] if upper else features
+        column_norms = norms[start:] if upper else norms
+        norm_sum = norms[start : start + block_size, None] + column_norms[None, :]
+        squared = (norm_sum - 2.0 * rows @ columns.T).clamp_min_(0.0)
+        yield start, squared, TIE_RTOL * norm_sum
+
+
+def _count_within(
+    features: torch.Tensor, kept: torch.Tensor, eps: float, block_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every row: number of other kept rows within ``eps``, and squared distance to the nearest kept."""
+    n = features.shape[0]
+    counts = torch.empty(n, dtype=torch.float64)
+    nearest = torch.empty(n, dtype=torch.float64)
+    for start, squared, slack in _row_blocks(features, block_size, upper=False):
+        rows = torch.arange(squared.shape[0])
+        excluded = ~kept.expand_as(squared).clone()
+        excluded[rows, start + rows] = True  # a sample does not cover itself
+        within = (squared <= eps * eps + slack) & ~excluded
+        counts[start : start + squared.shape[0]] = within.sum(1, dtype=torch.float64)
+        nearest[start : start + squared.shape[0]] = squared.masked_fill_(excluded, math.inf).amin(1)
+    return counts, nearest
+
+
+def _upper_pair_distances(features: torch.Tensor, block_size: int) -> Iterator[torch.Tensor]:
+    """Distances of each unordered pair (i < j), one flat tensor per row block."""
+    for _, squared, _ in _row_blocks(features, block_size, upper=True):
+        above_diagonal = torch.ones_like(squared, dtype=torch.bool).triu_(1)
+        yield squared[above_diagonal].sqrt_()
+
+
+def _mean_pair_distance(features: torch.Tensor, block_size: int) -> float:
+    n = features.shape[0]
+    total = sum(float(block.sum()) for block in _upper_pair_distances(features, block_size))
+    return total / (n * (n - 1) / 2)
+
+
+def _pair_distance_quantile(
+    features: torch.Tensor, q: float, block_size: int, pivot_pairs: int, generator: torch.Generator
+) -> float:
+    n = features.shape[0]
+    pairs = n * (n - 1) // 2
+    rank = _inverse_cdf_rank(q, pairs)  # 1-based rank of the wanted order statistic
+    pivot = None
+    if pairs > 4 * pivot_pairs:  # below that, keeping every distance costs no more than the sample
+        first = torch.randint(0, n, (pivot_pairs,), generator=generator)
+        second = (first + torch.randint(1, n, (pivot_pairs,), generator=generator)) % n
+        pivot = (features[first] - features[second]).norm(dim=1).sort().values
+    margin = 6.0 * math.sqrt(q * (1.0 - q) / pivot_pairs) + 2.0 / pivot_pairs
+    while True:
+        low, high = -math.inf, math.inf
+        if pivot is not None:
+            if q - margin > 0:
+                low = float(pivot[int((q - margin) * pivot_pairs)])
+            if q + margin < 1:
+                high = float(pivot[min(pivot_pairs - 1, math.ceil((q + margin) * pivot_pairs))])
+        below, window = 0, []
+        for distances in _upper_pair_distances(features, block_size):
+            below += int((distances < low).sum())
+            window.append(distances[(distances >= low) & (distances <= high)])
+        inside = torch.cat(window)
+        if below < rank <= below + inside.numel():
+            return float(torch.kthvalue(inside, rank - below).values)
+        margin *= 4.0  # the sample missed the quantile (rare): widen the bracket and count again
+
+
+def _inverse_cdf_rank(q: float, count: int) -> int:
+    # The small slack keeps q·count = 3.0000000000000004 from rounding up to rank 4.
+    return min(count, max(1, math.ceil(q * count - 1e-9)))
+
+
+def _inverse_cdf(values: torch.Tensor, q: float) -> float:
+    return float(torch.kthvalue(values, _inverse_cdf_rank(q, values.numel())).values)
+
+
+# --- input handling ----------------------------------------------------------------------------------
+
+
+def _validated(features, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    features = torch.as_tensor(features).detach().cpu()
+    labels = torch.as_tensor(labels).detach().cpu()
+    if features.ndim != 2:
+        raise InputError(f"cover: features must be 2-D (samples × dims), got shape {tuple(features.shape)}")
+    if labels.shape != (features.shape[0],):
+        raise InputError(
+            f"cover: labels must be 1-D with one entry per feature row ({features.shape[0]}), "
+            f"got shape {tuple(labels.shape)}"
+        )
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise InputError(f"cover: labels must be integer class ids, got dtype {labels.dtype}")
+    features = features.to(torch.float64)
+    if not bool(torch.isfinite(features).all()):
+        bad = int((~torch.isfinite(features)).any(1).sum())
+        raise InputError(f"cover: {bad} feature rows hold NaN or inf; check the network's features (diverged training?)")
+    classes, counts = labels.unique(return_counts=True)
+    if bool((counts < 2).any()):
+        small = classes[counts < 2].tolist()
+        raise InputError(
+            f"cover: classes {small} have fewer than 2 samples; the degree of cover needs at least 2 per class "
+            "(drop those samples or merge the classes)"
+        )
+    return features, labels.long()
+
+
+def _classes(labels: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+    for label in labels.unique().tolist():
+        yield int(label), (labels == label).nonzero().squeeze(1)
+
+
+def _centred(features: torch.Tensor) -> torch.Tensor:
+    return features - features.mean(0, keepdim=True)
+
+
+def _class_epsilon(eps: float | Mapping[int, float], label: int) -> float:
+    if isinstance(eps, Mapping):
+        if label not in eps:
+            raise InputError(f"cover: eps has no entry for class {label}; pass one ε per class (see epsilon())")
+        value = float(eps[label])
+    else:
+        value = float(eps)
+    if not (math.isfinite(value) and value >= 0):
+        raise InputError(f"cover: ε must be finite and ≥ 0, got {value} for class {label}")
+    return value
+
+
+def _check_block_size(block_size: int) -> None:
+    if block_size < 1:
+        raise InputError(f"cover: block_size must be ≥ 1, got {block_size}")

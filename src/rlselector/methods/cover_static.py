@@ -1,0 +1,85 @@
+"""cover-static: RL-Selector without RL (the paper's ablation, ``docs/method.md`` §5).
+
+Train the target network on the full set with the same preset as RL-Selector, compute the
+ε-sample cover once from its final penultimate features (eval mode, no augmentation), and keep the
+samples with the smallest degree of cover. Ties in the degree (common at a small ε) are broken by the
+distance to the nearest same-class neighbour in units of ε (farther = less redundant). With
+``set_aware`` the pruning runs in rounds and re-counts the cover among the still-kept samples, so of
+two mutual covers only one goes (Lemma 2). With ``--features`` the cover is computed on those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..cover import cover, epsilon, greedy_set_aware_prune, redundancy_rank
+from ..data.transforms import BatchTransform
+from ..errors import InputError
+from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
+from ..selection.policies import apply_policy
+from ..selection.target import target_recipe, train_target
+from ..train import forward_split
+
+RULES = ("quantile", "mean", "median", "nn-median")
+
+
+@register_method
+class CoverStatic(SelectionMethod):
+    name = "cover-static"
+    summary = "RL-Selector's ablation without RL: keep the least ε-covered samples of a trained target network"
+    inputs = ("target-training",)
+    reference = "Yang, Li, Shen, Zhao. RL-Selector (ICCV 2025), ablation 'w/o RL'."
+
+    @dataclass
+    class Params:
+        preset: str = param("cpu", "recipe of the target network (the same presets as rl-selector)")
+        epochs: int | None = param(None, "target epochs (None = the preset's)")
+        epsilon_rule: str = param("quantile", "ε per class: quantile (of intra-class distances), mean, median, nn-median")
+        epsilon_quantile: float = param(0.01, "the quantile of the 'quantile' rule")
+        set_aware: bool = param(False, "prune in rounds, re-counting cover among the kept (Lemma 2)")
+        round_size: int = param(300, "samples pruned per round when set_aware")
+
+    def validate(self, ctx: SelectionContext) -> None:
+        p = self.params
+        target_recipe(p.preset, p.epochs, ctx.seed)
+        if p.epsilon_rule not in RULES:
+            raise InputError(f"cover-static: epsilon_rule must be one of {', '.join(RULES)}, got {p.epsilon_rule!r}")
+        if not 0 < p.epsilon_quantile < 1:
+            raise InputError(f"cover-static: epsilon_quantile must lie in (0, 1), got {p.epsilon_quantile}")
+        small = [ctx.dataset.classes[k] for k, count in enumerate(ctx.dataset.class_counts) if count < 2]
+        if small:
+            raise InputError(f"cover-static: class(es) {small} have fewer than 2 training samples; ε-sample cover needs at least 2 per class")
+
+    def features(self, ctx: SelectionContext) -> np.ndarray:
+        if ctx.features is not None:
+            return ctx.features
+        preset, recipe = target_recipe(self.params.preset, self.params.epochs, ctx.seed)
+        model, result = train_target(ctx.dataset, preset, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress)
+        ctx.timings["target_s"] = result.seconds
+        features, _ = forward_split(model, ctx.dataset.train, BatchTransform.for_dataset(ctx.dataset, augment=False))
+        return features
+
+    def run(self, ctx: SelectionContext) -> MethodResult:
+        p = self.params
+        features, labels = self.features(ctx), ctx.labels
+        eps = epsilon(features, labels, rule=p.epsilon_rule, quantile=p.epsilon_quantile, seed=ctx.seed)
+        result = cover(features, labels, eps)
+        degree = result.degree.numpy()
+        info = {"epsilon": {ctx.dataset.classes[k]: v for k, v in eps.items()}}
+        if p.set_aware:
+            kept_mask = np.zeros(len(labels), dtype=bool)
+            for members, quota in ctx.budget_groups(per_class=ctx.class_balanced):
+                kept_mask[members] = greedy_set_aware_prune(
+                    features[members], labels[members], eps, keep=max(quota, 1), round_size=p.round_size, seed=ctx.seed
+                ).numpy()
+            kept = np.flatnonzero(kept_mask)
+            priority = -redundancy_rank(result).numpy()
+            priority[kept] += 2.0  # kept ones first; within each group the static redundancy order
+            return MethodResult(scores=priority, indices=kept, raw_scores=degree, info=info)
+        # least redundant first: keep-highest on minus the redundancy rank (degree, then closeness)
+        labels_for_policy = labels if ctx.class_balanced else None
+        kept, priority = apply_policy("keep-lowest", redundancy_rank(result).numpy(), ctx.budget, ctx.rng("policy"),
+                                      labels=labels_for_policy, num_classes=ctx.dataset.num_classes)
+        return MethodResult(scores=priority, indices=kept, raw_scores=degree, info=info)

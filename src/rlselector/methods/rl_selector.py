@@ -1,0 +1,380 @@
+"""RL-Selector: an actor-critic agent learns, while a target network trains, which samples are redundant.
+
+Yang, Li, Shen, Zhao, *RL-Selector: Reinforcement Learning-Guided Data Selection via Redundancy
+Assessment*, ICCV 2025 (arXiv:2506.21037). The loop of ``docs/method.md`` §4 (Algorithm 1), acting
+through the training loop's per-minibatch hooks, so the target network trains once, on all the data:
+
+- every minibatch: the target's penultimate features of the batch are the states; the agent acts on
+  them, its actions enter the dataset-wide score vector, the features enter the feature bank, and
+  the agent updates on the reward of ``rlselector.agent`` (ratio term + ε-cover term);
+- every epoch end: the ε-sample cover is recomputed from the bank (``rlselector.cover``, blockwise);
+  the first epoch only fills the bank (there is no cover to reward with yet);
+- at the end: the deterministic policy scores the bank; keep = score ≥ 0.5; if the kept share lies
+  outside ``ratio ± 1`` point the top-k of the score is taken with k clipped into the band, and the
+  manifest records that the band had to be enforced.
+
+With ``--features`` the agent runs the same loop on those fixed features (no target network).
+``init_from`` starts from a finished run (target network, agent, feature bank) and fine-tunes a few
+epochs to a new ratio (the transferable variant, T-RL-Selector). Diagnostics per epoch go to the
+target run's ``log.jsonl`` and, at the end, to ``diagnostics.jsonl`` and ``diagnostics.png`` in the
+selection directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..agent import AgentConfig, SelectorAgent, StepStats, normalised_cover
+from ..cover import cover, epsilon
+from ..errors import InputError
+from ..io import atomic_write, atomic_write_bytes
+from ..selection.api import BAND
+from ..selection.format import MANIFEST
+from ..selection.policies import apply_policy
+from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
+from ..selection.progress import step_progress
+from ..selection.target import TARGET_DIR, target_recipe, train_target
+from ..train import BatchContext, TrainHook
+from ..train.loop import CHECKPOINT, DistributedContext, epoch_batches
+
+VARIANTS = {
+    "default": AgentConfig,
+    "paper-literal": AgentConfig.paper_literal,
+    "method-9": AgentConfig.method_9,
+}
+"""Named agent configurations: the measured default, the paper read literally, method.md §9's."""
+
+
+def band_decision(scores: np.ndarray, ratio: float) -> tuple[np.ndarray, bool]:
+    """Kept indices from deterministic scores: score ≥ 0.5, or the top-k with k clipped into the ±1 %
+    band when the natural count falls outside it; and whether the band had to be enforced."""
+    n = len(scores)
+    natural = int((scores >= 0.5).sum())
+    low, high = max(1, math.ceil((ratio - BAND) * n - 1e-9)), min(n, math.floor((ratio + BAND) * n + 1e-9))
+    if low <= natural <= high:
+        return np.sort(np.flatnonzero(scores >= 0.5)), False
+    k = min(max(natural, low), high)
+    order = np.argsort(-scores, kind="stable")
+    return np.sort(order[:k]), True
+
+
+class SelectorHook(TrainHook):
+    """The agent inside the training loop: feature bank, score vector, cover refresh, A2C steps."""
+
+    def __init__(self, labels: np.ndarray, ratio: float, agent_config: AgentConfig, *, seed: int, total_steps: int,
+                 epsilon_rule: str, epsilon_quantile: float, set_aware: bool, reference_size: int, progress: bool) -> None:
+        self.labels = torch.as_tensor(labels)
+        self.ratio = ratio
+        self.agent_config = agent_config
+        self.seed = seed
+        self.total_steps = total_steps
+        self.epsilon_rule = epsilon_rule
+        self.epsilon_quantile = epsilon_quantile
+        self.set_aware = set_aware
+        self.reference_size = reference_size
+        self.progress = progress
+        self.agent: SelectorAgent | None = None
+        self.bank: torch.Tensor | None = None
+        """(N, d) latest penultimate features of every sample (the states)."""
+        self.scores = torch.ones(len(labels))
+        """Dataset-wide score vector s: starts at 1, each sample's latest action (method.md §4)."""
+        self.cover_hat: torch.Tensor | None = None
+        """Ĉ of every sample for the current epoch; None until the bank is full (after epoch 1)."""
+        self.history: list[dict[str, float]] = []
+        self._reference_generator = torch.Generator().manual_seed(seed + 7)
+        self._epoch_steps: list[StepStats] = []
+        self._epoch_start = 0.0
+        self._agent_seconds = 0.0
+
+    # --- the loop's hook interface ---------------------------------------------------------------
+    def on_train_start(self, model, dataset) -> None:
+        if self.agent is None:
+            self.agent = SelectorAgent(model.feature_dim, self.ratio, self.agent_config, seed=self.seed, total_steps=self.total_steps)
+
+    def on_epoch_start(self, epoch: int, model) -> None:
+        self._epoch_steps, self._agent_seconds, self._epoch_start = [], 0.0, time.perf_counter()
+
+    def on_batch(self, batch: BatchContext) -> None:
+        self.observe(batch.indices, batch.features)
+
+    def on_epoch_end(self, epoch: int, model) -> dict[str, float]:
+        cover_start = time.perf_counter()
+        self.refresh_cover()
+        cover_seconds = time.perf_counter() - cover_start
+        record = self._summary(epoch, cover_seconds, time.perf_counter() - self._epoch_start)
+        self.history.append(record)
+        return {f"agent_{key}": value for key, value in record.items() if key != "epoch"}
+
+    def on_train_end(self, model) -> None:
+        if self.agent is not None:
+            self.agent.finish()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "agent": None if self.agent is None else self.agent.state_dict(),
+            "bank": self.bank,
+            "scores": self.scores,
+            "cover_hat": self.cover_hat,
+            "history": self.history,
+            "reference_generator": self._reference_generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], *, ratio_changes: bool = False) -> None:
+        if state["agent"] is not None:
+            agent_state = dict(state["agent"], target_ratio=self.ratio) if ratio_changes else state["agent"]
+            self.agent = SelectorAgent(agent_state["state_dim"], self.ratio, self.agent_config, seed=self.seed, total_steps=self.total_steps)
+            self.agent.load_state_dict(agent_state)
+        self.bank, self.scores, self.history = state["bank"], state["scores"].clone(), list(state["history"])
+        self.cover_hat = state["cover_hat"]
+        self._reference_generator.set_state(state["reference_generator"])
+        if ratio_changes:  # a new ratio: Ĉ is centred on the ratio, recompute it; the agent restarts its schedule
+            self.history, self.agent.steps_done = [], 0
+            self.refresh_cover()
+
+    # --- the method ----------------------------------------------------------------------------------
+    def observe(self, indices: torch.Tensor, features: torch.Tensor) -> None:
+        """One minibatch: bank its features; once a cover exists, act, store the actions, update."""
+        features = features.detach().float()
+        if self.bank is None:
+            self.bank = torch.zeros(len(self.labels), features.shape[1])
+        self.bank[indices] = features
+        if self.cover_hat is None:
+            return
+        start = time.perf_counter()
+        reference = None
+        if self.agent.config.ratio_feedback == "reference":
+            rows = torch.randint(0, len(self.labels), (self.reference_size,), generator=self._reference_generator)
+            reference = self.bank[rows]
+        actions, stats = self.agent.step(
+            features, self.cover_hat[indices], reference_states=reference, kept_fraction=float((self.scores >= 0.5).float().mean())
+        )
+        self.scores[indices] = actions.float()
+        self._epoch_steps.append(stats)
+        self._agent_seconds += time.perf_counter() - start
+
+    def refresh_cover(self) -> None:
+        """Ĉ for the next epoch from the bank (per class, blockwise); set-aware counts kept neighbours only."""
+        eps = epsilon(self.bank, self.labels, rule=self.epsilon_rule, quantile=self.epsilon_quantile, seed=self.seed)
+        kept = self.natural_decisions() if self.set_aware and self.agent is not None else None
+        result = cover(self.bank, self.labels, eps, kept=kept)
+        self.cover_hat = normalised_cover(result, self.ratio, self.agent.config.cover_signal)
+
+    def natural_decisions(self) -> torch.Tensor:
+        return self.final_scores() >= 0.5
+
+    def final_scores(self) -> torch.Tensor:
+        """The deterministic policy on the bank (the last features of every sample)."""
+        return self.agent.keep_scores(self.bank)
+
+    def _summary(self, epoch: int, cover_seconds: float, epoch_seconds: float) -> dict[str, float]:
+        steps = self._epoch_steps
+
+        def mean(name: str) -> float:
+            values = [getattr(s, name) for s in steps if not math.isnan(getattr(s, name))]
+            return float(np.mean(values)) if values else math.nan
+
+        natural = float(self.natural_decisions().float().mean()) if steps else math.nan
+        return {
+            "epoch": epoch + 1,
+            "natural_ratio": natural,
+            "delta": mean("delta"),
+            "ratio_price": mean("ratio_price"),
+            "reward_ratio": mean("reward_ratio"),
+            "reward_cover": mean("reward_cover"),
+            "actor_loss": mean("actor_loss"),
+            "critic_loss": mean("critic_loss"),
+            "explained_variance": mean("explained_variance"),
+            "policy_std": mean("policy_std"),
+            "seconds_agent": self._agent_seconds,
+            "seconds_cover": cover_seconds,
+            "seconds_target": max(0.0, epoch_seconds - self._agent_seconds - cover_seconds),
+        }
+
+
+@register_method
+class RLSelector(SelectionMethod):
+    name = "rl-selector"
+    summary = "RL-Selector (ICCV 2025): an A2C agent learns redundancy (ε-sample cover) while a target network trains"
+    inputs = ("target-training",)
+    reference = "Yang, Li, Shen, Zhao. RL-Selector: Reinforcement Learning-Guided Data Selection via Redundancy Assessment. ICCV 2025."
+
+    @dataclass
+    class Params:
+        preset: str = param("cpu", "recipe of the target network: cpu (ResNet-18 w16, a few epochs), paper (w64, 200 epochs), ...")
+        epochs: int | None = param(None, "target epochs (None = the preset's); with --features: passes of the agent over them")
+        variant: str = param("default", "agent configuration: default (measured best), paper-literal (method.md §2-3), method-9")
+        agent: dict = param({}, "overrides of agent fields, e.g. {learning_rate: 3e-4, updates_per_step: 2} (see rlselector.agent.AgentConfig)")
+        epsilon_rule: str = param("quantile", "ε per class: quantile (of intra-class distances), mean, median, nn-median")
+        epsilon_quantile: float = param(0.01, "the quantile of the 'quantile' rule")
+        set_aware: bool = param(False, "count only neighbours the current policy keeps (Lemma 2) in the cover")
+        reference_size: int = param(1024, "bank rows whose decisions measure the kept share each step")
+        batch_size: int = param(128, "minibatch of the agent with --features (the target's batch comes from the preset)")
+        init_from: str | None = param(None, "a finished rl-selector selection directory: fine-tune it to this ratio (T-RL-Selector)")
+        finetune_epochs: int | None = param(None, "epochs of that fine-tuning (None = 15/200 of the preset's epochs, at least 1)")
+        finetune_lr_scale: float = param(0.1, "learning rate of that fine-tuning, as a share of the preset's")
+
+    def agent_config(self) -> AgentConfig:
+        if self.params.variant not in VARIANTS:
+            raise InputError(f"rl-selector: variant must be one of {', '.join(VARIANTS)}, got {self.params.variant!r}")
+        base = VARIANTS[self.params.variant]()
+        fields = {f.name for f in dataclasses.fields(AgentConfig)}
+        unknown = sorted(set(self.params.agent) - fields)
+        if unknown:
+            raise InputError(f"rl-selector: agent has no field(s) {unknown}; fields: {', '.join(sorted(fields))}")
+        return dataclasses.replace(base, **self.params.agent)
+
+    def validate(self, ctx: SelectionContext) -> None:
+        p = self.params
+        self.agent_config()
+        target_recipe(p.preset, p.epochs, ctx.seed)
+        if p.epsilon_rule not in ("quantile", "mean", "median", "nn-median"):
+            raise InputError(f"rl-selector: epsilon_rule must be quantile, mean, median or nn-median, got {p.epsilon_rule!r}")
+        if not 0 < p.epsilon_quantile < 1:
+            raise InputError(f"rl-selector: epsilon_quantile must lie in (0, 1), got {p.epsilon_quantile}")
+        small = [ctx.dataset.classes[k] for k, count in enumerate(ctx.dataset.class_counts) if count < 2]
+        if small:
+            raise InputError(f"rl-selector: class(es) {small} have fewer than 2 training samples; ε-sample cover needs at least 2 per class")
+        if p.init_from is not None:
+            self._checked_init(ctx)
+
+    def _checked_init(self, ctx: SelectionContext) -> dict[str, Any]:
+        """The finished run to fine-tune from, refused before any work if it does not fit this one."""
+        run = Path(self.params.init_from)
+        manifest_path, checkpoint = run / MANIFEST, run / "work" / TARGET_DIR / CHECKPOINT
+        if not manifest_path.exists() or not checkpoint.exists():
+            raise InputError(f"--init-from {run}: needs a finished rl-selector run directory ({MANIFEST} and work/{TARGET_DIR}/{CHECKPOINT})")
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("method") != self.name:
+            raise InputError(f"--init-from {run}: is a {manifest.get('method')!r} selection; only rl-selector runs can be fine-tuned")
+        if manifest["dataset"]["fingerprint"] != ctx.dataset.fingerprint:
+            raise InputError(f"--init-from {run}: was made on dataset {manifest['dataset']['name']!r} with another fingerprint; use the same data (same --limit and seed)")
+        if manifest["params"]["preset"] != self.params.preset:
+            raise InputError(f"--init-from {run}: its target network is preset {manifest['params']['preset']!r}, not {self.params.preset!r}; feature sizes would differ — pass --preset {manifest['params']['preset']}")
+        if ctx.features is not None:
+            raise InputError("--init-from fine-tunes a target network; it cannot be combined with --features")
+        return manifest
+
+    def run(self, ctx: SelectionContext) -> MethodResult:
+        p = self.params
+        preset, recipe = target_recipe(p.preset, p.epochs, ctx.seed)
+        transfer = p.init_from is not None
+        if transfer:
+            epochs = p.finetune_epochs or max(1, round(preset.train.epochs * 15 / 200))
+            recipe = dataclasses.replace(recipe, epochs=epochs, lr=recipe.lr * p.finetune_lr_scale)
+        if ctx.features is not None:
+            recipe = dataclasses.replace(recipe, batch_size=p.batch_size)
+        steps = recipe.epochs * math.ceil(len(ctx.dataset) / recipe.batch_size)
+        hook = SelectorHook(
+            ctx.labels, ctx.ratio, self.agent_config(), seed=ctx.seed, total_steps=steps, epsilon_rule=p.epsilon_rule,
+            epsilon_quantile=p.epsilon_quantile, set_aware=p.set_aware, reference_size=p.reference_size, progress=ctx.progress,
+        )
+        started = time.perf_counter()
+        if ctx.features is not None:
+            self._run_on_features(ctx, hook, recipe.epochs, recipe.batch_size)
+        else:
+            model = None
+            if transfer:
+                model, state = self._initial_state(ctx, preset)
+                hook.load_state_dict(state, ratio_changes=True)
+            train_target(ctx.dataset, preset, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress, hooks=[hook], model=model)
+        ctx.timings["agent_s"] = sum(r["seconds_agent"] for r in hook.history)
+        ctx.timings["cover_s"] = sum(r["seconds_cover"] for r in hook.history)
+        ctx.timings["target_s"] = sum(r["seconds_target"] for r in hook.history)
+        scores = hook.final_scores().double().numpy()
+        if ctx.class_balanced:  # proportional class quotas, each filled by the highest keep scores
+            kept, priority = apply_policy("keep-highest", scores, ctx.budget, ctx.rng("policy"), labels=ctx.labels, num_classes=ctx.dataset.num_classes)
+            enforced = True
+        else:
+            kept, enforced = band_decision(scores, ctx.ratio)
+            priority = _priority(scores, kept)
+        if ctx.workdir is not None:
+            write_diagnostics(ctx.workdir.parent, hook.history, ctx.ratio)
+        return MethodResult(
+            scores=priority,
+            indices=kept,
+            raw_scores=scores,
+            info={
+                "natural_ratio": float((scores >= 0.5).mean()),
+                "band_enforced": enforced,
+                "agent": dataclasses.asdict(hook.agent.config),
+                "target": {"model": preset.model, "width": preset.width, "epochs": recipe.epochs, "fixed_features": ctx.features is not None},
+                "transfer_from": p.init_from,
+                "diagnostics": hook.history,
+                "wall_s": time.perf_counter() - started,
+            },
+        )
+
+    def _initial_state(self, ctx: SelectionContext, preset) -> tuple[torch.nn.Module, dict[str, Any]]:
+        from ..train import build_for
+
+        self._checked_init(ctx)
+        state = torch.load(Path(self.params.init_from) / "work" / TARGET_DIR / CHECKPOINT, map_location="cpu", weights_only=False)
+        model = build_for(ctx.dataset, preset.model, preset.width, ctx.seed)
+        model.load_state_dict(state["model"])
+        return model, state["hooks"][0]
+
+    def _run_on_features(self, ctx: SelectionContext, hook: SelectorHook, epochs: int, batch_size: int) -> None:
+        """The same loop on fixed features: the bank is full from the start, so the agent acts at once."""
+        features = torch.from_numpy(ctx.features)
+        hook.agent = SelectorAgent(features.shape[1], ctx.ratio, hook.agent_config, seed=ctx.seed, total_steps=hook.total_steps)
+        hook.bank = features.clone()
+        hook.refresh_cover()
+        with step_progress("rl-selector (fixed features)", epochs, enabled=ctx.progress) as advance:
+            for epoch in range(epochs):
+                hook.on_epoch_start(epoch, None)
+                for index in epoch_batches(len(features), batch_size, epoch, ctx.seed, DistributedContext()):
+                    hook.observe(index, features[index])
+                hook.on_epoch_end(epoch, None)
+                advance(1)
+        hook.on_train_end(None)
+
+
+def _priority(scores: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """Keep scores lifted by one for the kept samples, so the kept set is exactly the top-k."""
+    priority = scores.astype(np.float64).copy()
+    priority[kept] += 1.0
+    return priority
+
+
+def write_diagnostics(out_dir: Path, history: list[dict[str, float]], ratio: float) -> None:
+    """``diagnostics.jsonl`` (one line per epoch) and ``diagnostics.png`` (the learning curves)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    atomic_write_bytes(out_dir / "diagnostics.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
+    if not history:
+        return
+    epochs = [r["epoch"] for r in history]
+    panels = [
+        ("kept share (natural) vs target", [("natural_ratio", "natural")], ratio),
+        ("Δ = kept − target (batch mean)", [("delta", "Δ")], 0.0),
+        ("reward parts (mean)", [("reward_ratio", "ratio term"), ("reward_cover", "cover term")], None),
+        ("losses", [("actor_loss", "actor"), ("critic_loss", "critic")], None),
+        ("explained variance / policy spread", [("explained_variance", "explained variance"), ("policy_std", "policy std")], None),
+        ("seconds per epoch", [("seconds_target", "target training"), ("seconds_cover", "cover"), ("seconds_agent", "agent")], None),
+    ]
+    figure, axes = plt.subplots(2, 3, figsize=(13, 6.5))
+    for ax, (title, series, reference) in zip(axes.flat, panels):
+        for key, label in series:
+            ax.plot(epochs, [r[key] for r in history], marker="o", label=label)
+        if reference is not None:
+            ax.axhline(reference, color="grey", linestyle="--", linewidth=1)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    figure.suptitle(f"RL-Selector diagnostics (target ratio {ratio:.2f})")
+    figure.tight_layout()
+    atomic_write(out_dir / "diagnostics.png", lambda handle: figure.savefig(handle, format="png", dpi=90))
+    plt.close(figure)

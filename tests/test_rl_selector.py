@@ -1,0 +1,141 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from method_contract import MethodContract
+from rlselector import load_dataset, load_selection, select
+from rlselector.errors import InputError
+from rlselector.methods.rl_selector import band_decision
+
+
+def pixel_features(data):
+    return data.train.images.reshape(len(data), -1).float().numpy()
+
+
+class TestRLSelectorOnFeatures(MethodContract):
+    """The agent loop on fixed features (no target network): fast enough for the whole contract."""
+
+    method = "rl-selector"
+    exact_k = False
+    params = {"epochs": 3}
+
+    @classmethod
+    def run(cls, data, seed: int = 0, **kwargs):
+        kwargs.setdefault("features", pixel_features(data))
+        return super().run(data, seed=seed, **kwargs)
+
+    def test_manifest_records_the_decision(self, selection):
+        m = selection.manifest
+        assert isinstance(m["band_enforced"], bool)
+        assert 0.0 <= m["natural_ratio"] <= 1.0
+        assert m["target"]["fixed_features"] is True
+        assert len(m["diagnostics"]) == 3
+
+
+class TestCoverStaticOnFeatures(MethodContract):
+    method = "cover-static"
+
+    @classmethod
+    def run(cls, data, seed: int = 0, **kwargs):
+        kwargs.setdefault("features", pixel_features(data))
+        return super().run(data, seed=seed, **kwargs)
+
+
+def test_band_decision_by_hand():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01])
+    # 4 of 10 score ≥ 0.5: at ratio 0.4 that is inside the band, kept as decided
+    kept, enforced = band_decision(scores, 0.4)
+    assert list(kept) == [0, 1, 2, 3] and not enforced
+    # at ratio 0.2 the band is [0.19, 0.21]·10 → k = 2: the top-2 scores, enforcement recorded
+    kept, enforced = band_decision(scores, 0.2)
+    assert list(kept) == [0, 1] and enforced
+    # at ratio 0.7 too few are kept: k = 7
+    kept, enforced = band_decision(scores, 0.7)
+    assert list(kept) == list(range(7)) and enforced
+
+
+def test_cover_static_keeps_the_least_covered_by_hand():
+    from rlselector.data.base import make_dataset
+    import torch
+
+    # class 0: three points at 0, 0.1, 0.2 and one far at 5 (1-D); class 1 mirrors it at 100+
+    x = np.array([0.0, 0.1, 0.2, 5.0, 100.0, 100.1, 100.2, 105.0], dtype=np.float32)[:, None]
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    ds = make_dataset("toy", torch.zeros(8, 1, 2, 2, dtype=torch.uint8), labels, None, None, ("a", "b"), source="t", train_where="t")
+    # ε = median intra-class distance: pairs of class 0 are 0.1, 0.1, 0.2, 4.8, 4.9, 5.0 → lower median 0.2.
+    # Degrees: the three close points cover each other (2/3 each), the far one covers nobody (0).
+    sel = select(ds, "cover-static", 0.5, 0, features=x, epsilon_rule="median", progress=False)
+    assert set(sel.indices) >= {3, 7}  # the uncovered far points are kept first
+    np.testing.assert_allclose(sel.raw_scores, [2 / 3, 2 / 3, 2 / 3, 0, 2 / 3, 2 / 3, 2 / 3, 0])
+
+
+def test_agent_on_features_reaches_the_band_and_ranks_by_cover(digits):
+    """On fixed pixel features the agent's natural ratio lands near the target and its kept set
+    prefers the least covered samples far above chance (measured: see the assertion values)."""
+    from rlselector.cover import cover, epsilon, redundancy_rank
+
+    feats = pixel_features(digits)
+    sel = select(digits, "rl-selector", 0.5, 0, features=feats, epochs=12, progress=False)
+    assert abs(sel.manifest["natural_ratio"] - 0.5) <= 0.03
+    rank = redundancy_rank(cover(feats, digits.train.label_array, epsilon(feats, digits.train.label_array))).numpy()
+    least_covered = set(np.argsort(rank, kind="stable")[: len(sel.indices)])
+    agreement = len(least_covered & set(sel.indices)) / len(sel.indices)
+    assert agreement > 0.85  # measured 0.954 (natural ratio 0.502); chance is 0.5
+
+
+def test_bad_inputs_refused_before_work(tmp_path, digits):
+    with pytest.raises(InputError, match="variant"):
+        select(digits, "rl-selector", 0.5, 0, variant="nope", out=tmp_path / "a", progress=False)
+    with pytest.raises(InputError, match="agent has no field"):
+        select(digits, "rl-selector", 0.5, 0, agent={"nope": 1}, out=tmp_path / "b", progress=False)
+    with pytest.raises(InputError, match="unknown preset"):
+        select(digits, "rl-selector", 0.5, 0, preset="huge", out=tmp_path / "c", progress=False)
+    with pytest.raises(InputError, match="init-from"):
+        select(digits, "rl-selector", 0.5, 0, init_from=str(tmp_path), out=tmp_path / "d", progress=False)
+    assert not any((tmp_path / name).exists() for name in "abcd")
+
+
+def test_init_from_another_dataset_refused(tmp_path):
+    small = load_dataset("digits", limit=200, seed=0)
+    select(small, "rl-selector", 0.5, 0, preset="cpu-tiny", epochs=2, out=tmp_path / "run", progress=False)
+    other = load_dataset("digits", limit=200, seed=1)
+    with pytest.raises(InputError, match="fingerprint"):
+        select(other, "rl-selector", 0.3, 0, preset="cpu-tiny", init_from=str(tmp_path / "run"), out=tmp_path / "t", progress=False)
+    with pytest.raises(InputError, match="preset"):
+        select(small, "rl-selector", 0.3, 0, preset="cpu", init_from=str(tmp_path / "run"), out=tmp_path / "t", progress=False)
+    # the transferable variant from the same data: fine-tunes (1 epoch by default at cpu-tiny) to a lower ratio
+    sel = select(small, "rl-selector", 0.3, 0, preset="cpu-tiny", init_from=str(tmp_path / "run"), out=tmp_path / "t", progress=False)
+    assert sel.manifest["transfer_from"] == str(tmp_path / "run") and sel.manifest["target"]["epochs"] == 1
+    assert abs(sel.manifest["ratio_achieved"] - 0.3) <= 0.01 + 1 / 200
+    assert (tmp_path / "t" / "diagnostics.png").stat().st_size > 10_000
+
+
+def _select_cli(out, *extra):
+    return [sys.executable, "-m", "rlselector.cli", "--threads", "1", "select", "--data", "digits", "--limit", "400",
+            "--method", "rl-selector", "--ratio", "0.4", "--seed", "2", "--preset", "cpu-tiny", "-p", "epochs=5",
+            "--out", str(out), "--quiet", *extra]
+
+
+def test_sigkill_then_resume_gives_the_same_selection(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(_select_cli(tmp_path / "whole"), check=True, env=env, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_select_cli(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = killed / "work" / "target" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "selection.json").exists(), "the run finished before it could be killed"
+    subprocess.run(_select_cli(killed, "--resume"), check=True, env=env, capture_output=True)
+    whole, resumed = load_selection(tmp_path / "whole"), load_selection(killed)
+    np.testing.assert_array_equal(whole.indices, resumed.indices)
+    np.testing.assert_allclose(whole.scores, resumed.scores)
+    assert json.loads((killed / "diagnostics.jsonl").read_text().splitlines()[-1])["epoch"] == 5
