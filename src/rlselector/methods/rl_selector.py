@@ -70,12 +70,13 @@ def band_decision(scores: np.ndarray, ratio: float) -> tuple[np.ndarray, bool]:
 class SelectorHook(TrainHook):
     """The agent inside the training loop: feature bank, score vector, cover refresh, A2C steps."""
 
-    def __init__(self, labels: np.ndarray, ratio: float, agent_config: AgentConfig, *, seed: int, total_steps: int,
+    def __init__(self, labels: np.ndarray, ratio: float, agent_config: AgentConfig, *, seed: int, epochs: int, total_steps: int,
                  epsilon_rule: str, epsilon_quantile: float, set_aware: bool, reference_size: int, progress: bool) -> None:
         self.labels = torch.as_tensor(labels)
         self.ratio = ratio
         self.agent_config = agent_config
         self.seed = seed
+        self.epochs = epochs
         self.total_steps = total_steps
         self.epsilon_rule = epsilon_rule
         self.epsilon_quantile = epsilon_quantile
@@ -108,7 +109,8 @@ class SelectorHook(TrainHook):
 
     def on_epoch_end(self, epoch: int, model) -> dict[str, float]:
         cover_start = time.perf_counter()
-        self.refresh_cover()
+        if epoch + 1 < self.epochs:  # the last epoch's cover would reward no further step
+            self.refresh_cover()
         cover_seconds = time.perf_counter() - cover_start
         record = self._summary(epoch, cover_seconds, time.perf_counter() - self._epoch_start)
         self.history.append(record)
@@ -274,7 +276,7 @@ class RLSelector(SelectionMethod):
             recipe = dataclasses.replace(recipe, batch_size=p.batch_size)
         steps = recipe.epochs * math.ceil(len(ctx.dataset) / recipe.batch_size)
         hook = SelectorHook(
-            ctx.labels, ctx.ratio, self.agent_config(), seed=ctx.seed, total_steps=steps, epsilon_rule=p.epsilon_rule,
+            ctx.labels, ctx.ratio, self.agent_config(), seed=ctx.seed, epochs=recipe.epochs, total_steps=steps, epsilon_rule=p.epsilon_rule,
             epsilon_quantile=p.epsilon_quantile, set_aware=p.set_aware, reference_size=p.reference_size, progress=ctx.progress,
         )
         started = time.perf_counter()

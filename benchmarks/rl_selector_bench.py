@@ -1,0 +1,209 @@
+"""RL-Selector benchmarks (issue: cost, cover scaling, redundancy, quality and convergence).
+
+Each sub-command prints a Markdown table and the machine; BENCHMARKS.md records them with the command.
+
+    .venv/bin/python benchmarks/rl_selector_bench.py cost --limit 10000 --epochs 3
+    .venv/bin/python benchmarks/rl_selector_bench.py cover --sizes 6000 60000 --dims 64 512
+    .venv/bin/python benchmarks/rl_selector_bench.py redundancy --limit 10000
+    .venv/bin/python benchmarks/rl_selector_bench.py quality --limit 10000 --ratios 0.3 0.5 0.7 --seeds 0 1 2
+    .venv/bin/python benchmarks/rl_selector_bench.py convergence --limit 10000 --ratios 0.3 0.5 0.7 0.9
+
+``cost``: CPU time (one torch thread, so contention from other jobs does not count) of an RL-Selector
+selection divided by plain training of the same target network for the same epochs, in one process. ``cover``: time and peak memory of the ε-cover of
+one class (subprocess per size, peak RSS growth and tracemalloc). ``redundancy``: 20 % of the images
+duplicated with small noise, 1/1.2 of the set kept; share of duplicate pairs with a member pruned.
+``quality``: evaluation ResNet-18 width 16 trained from scratch on each subset, final-epoch test
+accuracy mean ± std over seeds, with each RL run's natural ratio (before band enforcement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rlselector import load_dataset, select
+from rlselector.data.base import Split
+from rlselector.presets import get_preset
+from rlselector.train import train_model
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}"
+
+
+def cost(args) -> None:
+    data = load_dataset("fashion-mnist", limit=args.limit, seed=0)
+    preset = get_preset("cpu")
+    recipe = replace(preset.train, epochs=args.epochs)
+    plain, rl = [], []
+    for seed in range(args.rounds):
+        # CPU seconds of this process (one torch thread): other jobs on a shared machine do not count
+        start = time.process_time()
+        train_model(data, model=preset.model, width=preset.width, config=replace(recipe, seed=seed), progress=False, evaluate_test=False)
+        plain.append(time.process_time() - start)
+        start = time.process_time()
+        sel = select(data, "rl-selector", 0.5, seed, preset="cpu", epochs=args.epochs, progress=False)
+        rl.append(time.process_time() - start)
+        t = sel.manifest["timings"]
+        print(f"seed {seed}: plain {plain[-1]:.1f} CPU s, rl-selector {rl[-1]:.1f} CPU s (wall: agent {t['agent_s']:.1f}, cover {t['cover_s']:.1f}, target {t['target_s']:.1f})", flush=True)
+    print(f"\nfashion-mnist, {len(data):,} images, ResNet-18 w16, {args.epochs} epochs; {machine()}\n")
+    print("| run | plain training CPU s | RL-Selector selection CPU s | ratio |")
+    print("|---|---:|---:|---:|")
+    for seed, (p, r) in enumerate(zip(plain, rl)):
+        print(f"| seed {seed} | {p:.1f} | {r:.1f} | {r / p:.3f} |")
+    print(f"| **median** | {statistics.median(plain):.1f} | {statistics.median(rl):.1f} | **{statistics.median(rl) / statistics.median(plain):.3f}** |")
+
+
+def cover_child(n: int, d: int) -> None:
+    from rlselector.cover import cover, epsilon
+
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((n, d)).astype(np.float32)
+    labels = np.zeros(n, dtype=np.int64)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    start = time.perf_counter()
+    eps = epsilon(features, labels, rule="quantile", quantile=0.01)
+    eps_seconds = time.perf_counter() - start
+    cover(features, labels, eps)
+    seconds = time.perf_counter() - start
+    traced = tracemalloc.get_traced_memory()[1]
+    rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    print(json.dumps({"n": n, "d": d, "seconds": seconds, "epsilon_seconds": eps_seconds, "traced_mb": traced / 2**20, "rss_mb": rss}))
+
+
+def cover_scaling(args) -> None:
+    rows = []
+    for d in args.dims:
+        for n in args.sizes:
+            out = subprocess.run([sys.executable, __file__, "cover-child", str(n), str(d)], capture_output=True, text=True, check=True)
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(rows[-1], flush=True)
+    print(f"\none class of n_k samples, random float32 features, ε = 1 % quantile then the degree of cover; {machine()}\n")
+    print("| n_k | d | ε + cover s (of which ε s) | peak traced MB | Δ max RSS MB | dense n_k² float64 GB |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['n']:,} | {r['d']} | {r['seconds']:.1f} ({r['epsilon_seconds']:.1f}) | {r['traced_mb']:.1f} | {r['rss_mb']:.1f} | {8 * r['n'] ** 2 / 1e9:.1f} |")
+
+
+def with_duplicates(data, share: float, seed: int):
+    """The dataset plus noisy copies of a seeded ``share`` of its images; returns (dataset, pairs)."""
+    rng = np.random.default_rng(seed)
+    originals = np.sort(rng.choice(len(data), size=int(share * len(data)), replace=False))
+    images = data.train.images[torch.from_numpy(originals)].float()
+    noisy = (images + torch.from_numpy(rng.normal(0, 8.0, images.shape)).float()).round().clamp(0, 255).to(torch.uint8)
+    train = Split(torch.cat([data.train.images, noisy]), torch.cat([data.train.labels, data.train.labels[torch.from_numpy(originals)]]))
+    pairs = np.stack([originals, len(data) + np.arange(len(originals))], axis=1)
+    return replace(data, name=f"{data.name}+dup{share}", train=train), pairs
+
+
+def redundancy(args) -> None:
+    base = load_dataset("fashion-mnist", limit=args.limit, seed=0)
+    data, pairs = with_duplicates(base, 0.2, seed=0)
+    ratio = 1 / 1.2
+    rows = []
+    for method in ("rl-selector", "cover-static", "random"):
+        params = {"preset": "cpu"} if method != "random" else {}
+        sel = select(data, method, ratio, 0, progress=False, **params)
+        kept = sel.mask
+        pruned_member = float((~kept[pairs[:, 0]] | ~kept[pairs[:, 1]]).mean())
+        rows.append((method, pruned_member, sel.manifest["ratio_achieved"]))
+        print(rows[-1], flush=True)
+    print(f"\nfashion-mnist {len(base):,} images + {len(pairs):,} noisy duplicates (σ = 8 grey levels), keep 1/1.2; {machine()}\n")
+    print("| method | kept share | duplicate pairs with a member pruned |")
+    print("|---|---:|---:|")
+    for method, share, achieved in rows:
+        print(f"| {method} | {achieved:.3f} | {100 * share:.1f} % |")
+
+
+def quality(args) -> None:
+    data = load_dataset("fashion-mnist", limit=args.limit, seed=0)
+    preset = get_preset("cpu")
+    recipe = replace(preset.train, epochs=args.eval_epochs)
+    results: dict[tuple[str, float], list[float]] = {}
+    natural: dict[float, list[float]] = {}
+    for ratio in args.ratios:
+        for seed in args.seeds:
+            for method in ("rl-selector", "cover-static", "random"):
+                params = {"preset": "cpu"} if method != "random" else {}
+                sel = select(data, method, ratio, seed, progress=False, **params)
+                if method == "rl-selector":
+                    natural.setdefault(ratio, []).append(sel.manifest["natural_ratio"])
+                _, result = train_model(sel.subset(data), model=preset.model, width=preset.width, config=replace(recipe, seed=seed), progress=False)
+                results.setdefault((method, ratio), []).append(result.top1)
+                print(f"ratio {ratio} seed {seed} {method}: top-1 {result.top1:.2f}" + (f" natural {natural[ratio][-1]:.3f}" if method == "rl-selector" else ""), flush=True)
+    print(f"\nfashion-mnist, {len(data):,} training images (stratified), selection preset cpu; evaluation ResNet-18 w16 "
+          f"{args.eval_epochs} epochs; final-epoch test top-1 %, mean ± std over seeds {args.seeds}; {machine()}\n")
+    print("| method | " + " | ".join(f"{int(100 * r)} %" for r in args.ratios) + " |")
+    print("|---|" + "---:|" * len(args.ratios))
+    for method in ("rl-selector", "cover-static", "random"):
+        cells = [results[(method, r)] for r in args.ratios]
+        print(f"| {method} | " + " | ".join(f"{np.mean(c):.2f} ± {np.std(c, ddof=1) if len(c) > 1 else 0:.2f}" for c in cells) + " |")
+    print("\nRL-Selector natural ratio (before band enforcement), per seed:\n")
+    for ratio in args.ratios:
+        inside = sum(abs(v - ratio) <= 0.01 for v in natural[ratio])
+        print(f"- {ratio}: " + ", ".join(f"{v:.3f}" for v in natural[ratio]) + f" ({inside}/{len(natural[ratio])} inside ±1 %)")
+
+
+def convergence(args) -> None:
+    data = load_dataset("fashion-mnist", limit=args.limit, seed=0)
+    rows = []
+    for ratio in args.ratios:
+        naturals = []
+        for seed in args.seeds:
+            sel = select(data, "rl-selector", ratio, seed, preset="cpu", progress=False)
+            naturals.append(sel.manifest["natural_ratio"])
+            print(f"ratio {ratio} seed {seed}: natural {naturals[-1]:.3f} enforced {sel.manifest['band_enforced']}", flush=True)
+        rows.append((ratio, naturals))
+    print(f"\nfashion-mnist, {len(data):,} images, rl-selector preset cpu (ResNet-18 w16, 5 epochs); {machine()}\n")
+    print("| ratio | natural ratio per seed | inside ±1 % |")
+    print("|---:|---|---:|")
+    for ratio, naturals in rows:
+        print(f"| {ratio} | " + ", ".join(f"{v:.3f}" for v in naturals) + f" | {sum(abs(v - ratio) <= 0.01 for v in naturals)}/{len(naturals)} |")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "cover-child":
+        cover_child(int(sys.argv[2]), int(sys.argv[3]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("cost")
+    p.add_argument("--limit", type=int, default=10000)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=2)
+    p = sub.add_parser("cover")
+    p.add_argument("--sizes", type=int, nargs="+", default=[6000, 60000])
+    p.add_argument("--dims", type=int, nargs="+", default=[64, 512])
+    p = sub.add_parser("redundancy")
+    p.add_argument("--limit", type=int, default=10000)
+    p = sub.add_parser("quality")
+    p.add_argument("--limit", type=int, default=10000)
+    p.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5, 0.7])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--eval-epochs", type=int, default=5)
+    p = sub.add_parser("convergence")
+    p.add_argument("--limit", type=int, default=10000)
+    p.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.9])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    {"cost": cost, "cover": cover_scaling, "redundancy": redundancy, "quality": quality, "convergence": convergence}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
