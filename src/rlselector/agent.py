@@ -41,7 +41,7 @@ from .errors import InputError
 
 PolicyFamily = Literal["bernoulli", "gaussian-literal"]
 Estimator = Literal["expected", "critic"]
-RatioControl = Literal["multiplier", "penalty"]
+RatioControl = Literal["quantile-tracking", "dual-ascent", "penalty"]
 RatioFeedback = Literal["reference", "batch-decisions", "batch-actions", "scores"]
 CoverSignal = Literal["rank", "centred", "minmax"]
 
@@ -78,13 +78,15 @@ class AgentConfig:
     """Bernoulli: keep probability σ((actor − ν)/T); the actor then works in reward units."""
     entropy_coef: float = 0.25
     """Weight of the policy-entropy bonus. Equal to ``temperature`` the optimum is σ((−Ĉ − ν)/T)."""
-    ratio_control: RatioControl = "multiplier"
-    """Ratio price: a Lagrange multiplier ν by dual ascent, or the paper's penalty λ·Δ̂ (rescaled Δ)."""
+    ratio_control: RatioControl = "quantile-tracking"
+    """Ratio price: a Lagrange multiplier ν moved towards the value that would give the measured
+    decisions the share sr (a Newton-type dual step), ν by plain dual ascent, or the paper's
+    penalty λ·Δ̂."""
+    tracking_rate: float = 0.3
+    """Quantile tracking: ν ← ν + rate·(ν* − ν), ν* the actor output at the sr-quantile of the
+    measured states; smaller averages more measurements."""
     multiplier_rate: float = 0.2
-    """Dual ascent step: ν ← ν + rate·Δ per minibatch (raw Δ, so noise does not bias the ratio),
-    scaled by the learning-rate schedule."""
-    multiplier_schedule: bool = True
-    """EXPERIMENT"""
+    """Dual ascent: ν ← ν + rate·Δ (raw Δ, so noise does not bias the ratio)."""
     ratio_coef: float = 0.3
     """Penalty control: λ in price = λ·Δ̂."""
     ratio_feedback: RatioFeedback = "reference"
@@ -96,8 +98,6 @@ class AgentConfig:
     """Deterministic decisions use a Polyak average of the actor with this decay; 0 = the actor itself."""
     normalize_states: bool = True
     """Standardise states with running per-dimension mean and variance (features of any scale)."""
-    max_grad_norm: float | None = None
-    """Clip each network's gradient norm to this value; None = no clipping."""
     initial_log_std: float = math.log(0.2)
     """Gaussian policy: starting value of the learned state-independent log standard deviation."""
 
@@ -105,7 +105,7 @@ class AgentConfig:
         self.hidden_sizes = tuple(self.hidden_sizes)
         _check_choice("policy", self.policy, ("bernoulli", "gaussian-literal"))
         _check_choice("estimator", self.estimator, ("expected", "critic"))
-        _check_choice("ratio_control", self.ratio_control, ("multiplier", "penalty"))
+        _check_choice("ratio_control", self.ratio_control, ("quantile-tracking", "dual-ascent", "penalty"))
         _check_choice("ratio_feedback", self.ratio_feedback, ("reference", "batch-decisions", "batch-actions", "scores"))
         _check_choice("cover_signal", self.cover_signal, ("rank", "centred", "minmax"))
         if self.policy == "gaussian-literal" and (self.estimator != "critic" or self.ratio_control != "penalty"):
@@ -346,7 +346,7 @@ class SelectorAgent:
         output = network(states).squeeze(1)
         if self.config.policy == "gaussian-literal":
             return output
-        price = self.multiplier if self.config.ratio_control == "multiplier" else 0.0
+        price = 0.0 if self.config.ratio_control == "penalty" else self.multiplier
         return (output - price) / self.config.temperature
 
     def _prepared(self, states: torch.Tensor) -> torch.Tensor:
@@ -401,25 +401,22 @@ class SelectorAgent:
         if c.ratio_feedback == "batch-actions":  # the share of the very actions being rewarded
             with torch.no_grad():
                 raw, actions = self._sample(states, samples)
-            share = float(actions[0].mean())
+            share, quantile_price = float(actions[0].mean()), math.nan
         else:
-            share = self._kept_share(states, reference_states, kept_fraction)
+            share, quantile_price = self._measure_ratio(states, reference_states, kept_fraction)
         delta = ratio_discrepancy(share, self.target_ratio)
-        schedule = self._schedule()
-        if c.ratio_control == "multiplier":
-            # The step follows the learning-rate schedule: as the actor settles, ν averages out the
-            # noise of the measured share instead of chasing it.
-            self.multiplier += c.multiplier_rate * (schedule if c.multiplier_schedule else 1.0) * delta
-            price = self.multiplier
-        else:
-            price = c.ratio_coef * rescale_discrepancy(delta, self.target_ratio)
+        if c.ratio_control == "quantile-tracking":
+            self.multiplier += c.tracking_rate * (quantile_price - self.multiplier)
+        elif c.ratio_control == "dual-ascent":
+            self.multiplier += c.multiplier_rate * delta
+        price = self.multiplier if c.ratio_control != "penalty" else c.ratio_coef * rescale_discrepancy(delta, self.target_ratio)
         with torch.no_grad():
             if c.ratio_feedback != "batch-actions":  # sampled after the multiplier moved: it enters the policy
                 raw, actions = self._sample(states, samples)
             ratio_part, cover_part = reward_parts(actions, cover_hat, price)
         for optimizer in (self.actor_optimizer, self.critic_optimizer):
             for group in optimizer.param_groups:
-                group["lr"] = c.learning_rate * schedule
+                group["lr"] = c.learning_rate * self._schedule()
         if c.estimator == "expected":
             losses = self._expected_update(states, cover_hat, price)
         elif c.gamma == 0.0:
@@ -439,18 +436,25 @@ class SelectorAgent:
         )
         return actions[0], stats
 
-    def _kept_share(self, states: torch.Tensor, reference_states: torch.Tensor | None, kept_fraction: float | None) -> float:
+    def _measure_ratio(
+        self, states: torch.Tensor, reference_states: torch.Tensor | None, kept_fraction: float | None
+    ) -> tuple[float, float]:
+        """(kept share, ν*): the share of keep decisions, and the actor output at which exactly a share
+        sr of the measured states would be kept (NaN where the feedback has no outputs to rank)."""
         feedback = self.config.ratio_feedback
         if feedback == "scores":
             if kept_fraction is None:
                 raise InputError("SelectorAgent.step: ratio_feedback='scores' needs the caller's kept_fraction")
-            return float(kept_fraction)
+            return float(kept_fraction), math.nan
         if feedback == "reference":
             if reference_states is None:
                 raise InputError("SelectorAgent.step: ratio_feedback='reference' needs reference_states")
             states = self._prepared(reference_states)
         with torch.no_grad():
-            return float((self._logits(self.decision_actor, states) >= 0).float().mean())
+            share = float((self._logits(self.decision_actor, states) >= 0).float().mean())
+            outputs = self.decision_actor(states).squeeze(1)
+        kept = min(outputs.numel(), max(1, round(self.target_ratio * outputs.numel())))
+        return share, float(torch.kthvalue(outputs, outputs.numel() - kept + 1).values)
 
     def finish(self) -> dict[str, float] | None:
         """Run the pending update of the last minibatch, bootstrapping with V = 0 (end of the run)."""
@@ -469,7 +473,7 @@ class SelectorAgent:
             entropy = _bernoulli_entropy(logits)
             p = torch.sigmoid(logits)
             actor_loss = -(p * keep_reward).mean() - self.config.entropy_coef * entropy.mean()
-            self._descend(self.actor_optimizer, actor_loss, self.actor)
+            self._descend(self.actor_optimizer, actor_loss)
         return dict(
             actor_loss=float(actor_loss.detach()),
             critic_loss=math.nan,
@@ -499,8 +503,8 @@ class SelectorAgent:
             log_prob, entropy, spread = self._log_prob_entropy_spread(states, raw)
             actor_loss = -(log_prob * advantage).mean() - c.entropy_coef * entropy.mean()
             critic_loss = (target - values).pow(2).mean()
-            self._descend(self.actor_optimizer, actor_loss, self.actor)
-            self._descend(self.critic_optimizer, critic_loss, self.critic)
+            self._descend(self.actor_optimizer, actor_loss)
+            self._descend(self.critic_optimizer, critic_loss)
         variance = float(target.var(unbiased=False))
         residual = float((target - values.detach()).var(unbiased=False))
         return dict(
@@ -511,11 +515,10 @@ class SelectorAgent:
             policy_std=float(spread.detach().mean()),
         )
 
-    def _descend(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, network: nn.Module) -> None:
+    @staticmethod
+    def _descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.config.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(network.parameters(), self.config.max_grad_norm)
         optimizer.step()
 
     def _schedule(self) -> float:

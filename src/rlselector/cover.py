@@ -47,6 +47,8 @@ class Cover(NamedTuple):
     """C_i ∈ [0, 1], float64: share of the other samples of the class (kept ones, if set-aware) within ε."""
     nn_distance: torch.Tensor
     """float64 distance to the nearest other (kept) sample of the class; ``inf`` if there is none."""
+    nn_index: torch.Tensor
+    """int64 row of that nearest (kept) sample; −1 if there is none."""
     epsilon: torch.Tensor
     """float64 ε of each sample's class, so distances can be compared across classes in units of ε."""
 
@@ -58,7 +60,7 @@ def epsilon(
     rule: EpsilonRule = "quantile",
     quantile: float = 0.01,
     block_size: int = DEFAULT_BLOCK_SIZE,
-    pivot_pairs: int = 100_000,
+    pivot_pairs: int = 20_000,
     seed: int = 0,
 ) -> dict[int, float]:
     """Data-driven ε per class: ``{class id: ε}``.
@@ -96,7 +98,7 @@ def epsilon(
             value = _pair_distance_quantile(class_features, quantile, block_size, pivot_pairs, generator)
         else:
             everyone = torch.ones(len(members), dtype=torch.bool)
-            _, nn_sq = _count_within(class_features, everyone, 0.0, block_size)
+            _, nn_sq, _ = _count_within(class_features, everyone, 0.0, block_size)
             value = _inverse_cdf(nn_sq.sqrt(), 0.5)
         result[label] = float(value)
     return result
@@ -131,14 +133,16 @@ def cover(
             kept_mask = kept_mask != 0
     degree = torch.empty(n, dtype=torch.float64)
     nn_distance = torch.empty(n, dtype=torch.float64)
+    nn_index = torch.empty(n, dtype=torch.long)
     sample_eps = torch.empty(n, dtype=torch.float64)
     for label, members in _classes(labels):
         class_eps = _class_epsilon(eps, label)
-        counts, nn_sq = _count_within(_centred(features[members]), kept_mask[members], class_eps, block_size)
+        counts, nn_sq, nn_local = _count_within(_centred(features[members]), kept_mask[members], class_eps, block_size)
         degree[members] = counts / (len(members) - 1)
         nn_distance[members] = nn_sq.sqrt()
+        nn_index[members] = torch.where(nn_local >= 0, members[nn_local.clamp_min(0)], -1)
         sample_eps[members] = class_eps
-    return Cover(degree=degree, nn_distance=nn_distance, epsilon=sample_eps)
+    return Cover(degree=degree, nn_distance=nn_distance, nn_index=nn_index, epsilon=sample_eps)
 
 
 def cover_degree(
@@ -182,11 +186,11 @@ def greedy_set_aware_prune(
 ) -> torch.Tensor:
     """Bool mask of ``keep`` samples: prune the most covered in rounds, re-counting among the kept.
 
-    Each round computes the set-aware cover among still-kept samples and prunes the ``round_size``
-    most redundant kept ones (degree, then closer nearest kept neighbour, then a seeded random
-    tie-break). Of two samples that cover only each other, the first round removes one and the
-    re-count leaves the other uncovered, so the kept set still covers what was pruned (Lemma 2).
-    Smaller rounds approach one-at-a-time greedy; the cost is one cover pass over the kept samples
+    Each round computes the set-aware cover among still-kept samples and prunes up to ``round_size``
+    of the most redundant kept ones (degree, then closer nearest kept neighbour, then a seeded random
+    tie-break), passing over a sample whose nearest kept neighbour this round already pruned: it waits
+    for the re-count. So of two samples that cover each other one goes and the other stays, and the
+    kept set still covers what was pruned (Lemma 2). The cost is one cover pass over the kept samples
     per round.
     """
     features, labels = _validated(features, labels)
@@ -205,7 +209,18 @@ def greedy_set_aware_prune(
         order = candidates[torch.argsort(tie_break[candidates], stable=True)]
         order = order[torch.argsort(_relative_nn_distance(state)[order], stable=True)]
         order = order[torch.argsort(state.degree[order], stable=True, descending=True)]
-        kept[order[: min(round_size, int(kept.sum()) - keep)]] = False
+        budget = min(round_size, int(kept.sum()) - keep)
+        pruned_now = torch.zeros(n, dtype=torch.bool)
+        chosen = 0
+        for candidate in order.tolist():
+            neighbour = int(state.nn_index[candidate])
+            if neighbour >= 0 and pruned_now[neighbour]:
+                continue
+            pruned_now[candidate] = True
+            chosen += 1
+            if chosen == budget:
+                break
+        kept &= ~pruned_now
     return kept
 
 
@@ -217,47 +232,64 @@ def _relative_nn_distance(result: Cover) -> torch.Tensor:
 # --- blockwise kernels -------------------------------------------------------------------------------
 
 
-def _row_blocks(features: torch.Tensor, block_size: int, upper: bool) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-    """Yield ``(start, squared distances, slack)`` of a row block against all columns (or, with
-    ``upper``, against columns from ``start`` on, so each unordered pair appears once)."""
-    norms = (features * features).sum(1)
-    n = features.shape[0]
-    for start in range(0, n, block_size):
-        rows = features[start : start + block_size]
-        columns = features[start:] if upper else features
-        column_norms = norms[start:] if upper else norms
-        norm_sum = norms[start : start + block_size, None] + column_norms[None, :]
-        squared = (norm_sum - 2.0 * rows @ columns.T).clamp_min_(0.0)
-        yield start, squared, TIE_RTOL * norm_sum
+def _distance_factors(features: torch.Tensor, slack: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(left, right) with ``left[i] · right[j] = (1 − slack)·(‖x_i‖² + ‖x_j‖²) − 2 x_i·x_j``.
+
+    One matrix product then yields a block of squared distances (less the tie slack) with no further
+    elementwise pass: the norms ride along as two extra columns.
+    """
+    norms = (features * features).sum(1, keepdim=True)
+    ones = torch.ones_like(norms)
+    left = torch.cat([features, (1.0 - slack) * norms, ones], 1)
+    right = torch.cat([-2.0 * features, ones, (1.0 - slack) * norms], 1)
+    return left, right
 
 
 def _count_within(
     features: torch.Tensor, kept: torch.Tensor, eps: float, block_size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """For every row: number of other kept rows within ``eps``, and squared distance to the nearest kept."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For every row: number of other kept rows within ``eps``, squared distance to the nearest kept
+    row, and that row (−1 if none)."""
     n = features.shape[0]
-    counts = torch.empty(n, dtype=torch.float64)
-    nearest = torch.empty(n, dtype=torch.float64)
-    for start, squared, slack in _row_blocks(features, block_size, upper=False):
-        rows = torch.arange(squared.shape[0])
-        excluded = ~kept.expand_as(squared).clone()
-        excluded[rows, start + rows] = True  # a sample does not cover itself
-        within = (squared <= eps * eps + slack) & ~excluded
-        counts[start : start + squared.shape[0]] = within.sum(1, dtype=torch.float64)
-        nearest[start : start + squared.shape[0]] = squared.masked_fill_(excluded, math.inf).amin(1)
-    return counts, nearest
+    left, right = _distance_factors(features, slack=TIE_RTOL)
+    kept_rows = kept.nonzero().squeeze(1)
+    right = right[kept_rows]  # only kept samples can cover: drop the others once, not per block
+    column_of = torch.full((n,), -1, dtype=torch.long)
+    column_of[kept_rows] = torch.arange(len(kept_rows))
+    counts = torch.zeros(n, dtype=torch.float64)
+    nearest = torch.full((n,), math.inf, dtype=torch.float64)
+    nearest_row = torch.full((n,), -1, dtype=torch.long)
+    if len(kept_rows) == 0:
+        return counts, nearest, nearest_row
+    for start in range(0, n, block_size):
+        stop = min(n, start + block_size)
+        squared = left[start:stop] @ right.T
+        own = column_of[start:stop]
+        is_kept = own >= 0
+        squared[is_kept.nonzero().squeeze(1), own[is_kept]] = math.inf  # a sample does not cover itself
+        counts[start:stop] = (squared <= eps * eps).sum(1, dtype=torch.float64)
+        values, columns = squared.min(1)
+        nearest[start:stop] = values.clamp_min_(0.0)
+        nearest_row[start:stop] = torch.where(torch.isfinite(values), kept_rows[columns], -1)
+    return counts, nearest, nearest_row
 
 
-def _upper_pair_distances(features: torch.Tensor, block_size: int) -> Iterator[torch.Tensor]:
-    """Distances of each unordered pair (i < j), one flat tensor per row block."""
-    for _, squared, _ in _row_blocks(features, block_size, upper=True):
-        above_diagonal = torch.ones_like(squared, dtype=torch.bool).triu_(1)
-        yield squared[above_diagonal].sqrt_()
+def _upper_squared_distances(features: torch.Tensor, block_size: int) -> Iterator[torch.Tensor]:
+    """Squared distances of every unordered pair (i < j), tile by tile (NaN marks the pairs a diagonal
+    tile holds twice or with itself; every comparison with NaN is false)."""
+    n = features.shape[0]
+    left, right = _distance_factors(features)
+    for row in range(0, n, block_size):
+        for column in range(row, n, block_size):
+            tile = (left[row : row + block_size] @ right[column : column + block_size].T).clamp_min_(0.0)
+            if column == row:
+                tile.masked_fill_(torch.ones_like(tile, dtype=torch.bool).tril_(), math.nan)
+            yield tile
 
 
 def _mean_pair_distance(features: torch.Tensor, block_size: int) -> float:
     n = features.shape[0]
-    total = sum(float(block.sum()) for block in _upper_pair_distances(features, block_size))
+    total = sum(float(torch.nansum(tile.sqrt_())) for tile in _upper_squared_distances(features, block_size))
     return total / (n * (n - 1) / 2)
 
 
@@ -271,22 +303,22 @@ def _pair_distance_quantile(
     if pairs > 4 * pivot_pairs:  # below that, keeping every distance costs no more than the sample
         first = torch.randint(0, n, (pivot_pairs,), generator=generator)
         second = (first + torch.randint(1, n, (pivot_pairs,), generator=generator)) % n
-        pivot = (features[first] - features[second]).norm(dim=1).sort().values
+        pivot = (features[first] - features[second]).pow(2).sum(1).sort().values
     margin = 6.0 * math.sqrt(q * (1.0 - q) / pivot_pairs) + 2.0 / pivot_pairs
     while True:
-        low, high = -math.inf, math.inf
+        low, high = -math.inf, math.inf  # squared distances
         if pivot is not None:
             if q - margin > 0:
                 low = float(pivot[int((q - margin) * pivot_pairs)])
             if q + margin < 1:
                 high = float(pivot[min(pivot_pairs - 1, math.ceil((q + margin) * pivot_pairs))])
         below, window = 0, []
-        for distances in _upper_pair_distances(features, block_size):
-            below += int((distances < low).sum())
-            window.append(distances[(distances >= low) & (distances <= high)])
+        for tile in _upper_squared_distances(features, block_size):
+            below += int((tile < low).sum())
+            window.append(tile[(tile >= low) & (tile <= high)])
         inside = torch.cat(window)
         if below < rank <= below + inside.numel():
-            return float(torch.kthvalue(inside, rank - below).values)
+            return math.sqrt(float(torch.kthvalue(inside, rank - below).values))
         margin *= 4.0  # the sample missed the quantile (rare): widen the bracket and count again
 
 

@@ -154,8 +154,11 @@ class SelectorHook(TrainHook):
         start = time.perf_counter()
         reference = None
         if self.agent.config.ratio_feedback == "reference":
-            rows = torch.randint(0, len(self.labels), (self.reference_size,), generator=self._reference_generator)
-            reference = self.bank[rows]
+            n = len(self.labels)
+            if n <= self.reference_size:  # the whole bank: the measured share is exact
+                reference = self.bank
+            else:
+                reference = self.bank[torch.randint(0, n, (self.reference_size,), generator=self._reference_generator)]
         actions, stats = self.agent.step(
             features, self.cover_hat[indices], reference_states=reference, kept_fraction=float((self.scores >= 0.5).float().mean())
         )
@@ -218,7 +221,7 @@ class RLSelector(SelectionMethod):
         epsilon_rule: str = param("quantile", "ε per class: quantile (of intra-class distances), mean, median, nn-median")
         epsilon_quantile: float = param(0.01, "the quantile of the 'quantile' rule")
         set_aware: bool = param(False, "count only neighbours the current policy keeps (Lemma 2) in the cover")
-        reference_size: int = param(1024, "bank rows whose decisions measure the kept share each step")
+        reference_size: int = param(4096, "bank rows whose decisions measure the kept share each step (all when fewer)")
         batch_size: int = param(128, "minibatch of the agent with --features (the target's batch comes from the preset)")
         init_from: str | None = param(None, "a finished rl-selector selection directory: fine-tune it to this ratio (T-RL-Selector)")
         finetune_epochs: int | None = param(None, "epochs of that fine-tuning (None = 15/200 of the preset's epochs, at least 1)")
@@ -274,7 +277,10 @@ class RLSelector(SelectionMethod):
             recipe = dataclasses.replace(recipe, epochs=epochs, lr=recipe.lr * p.finetune_lr_scale)
         if ctx.features is not None:
             recipe = dataclasses.replace(recipe, batch_size=p.batch_size)
-        steps = recipe.epochs * math.ceil(len(ctx.dataset) / recipe.batch_size)
+        # The agent acts from the second epoch on (the first fills the bank), except on fixed features
+        # or a fine-tuned run, whose bank and cover exist from the start; its schedule spans those steps.
+        acting_epochs = recipe.epochs if ctx.features is not None or transfer else max(1, recipe.epochs - 1)
+        steps = acting_epochs * math.ceil(len(ctx.dataset) / recipe.batch_size)
         hook = SelectorHook(
             ctx.labels, ctx.ratio, self.agent_config(), seed=ctx.seed, epochs=recipe.epochs, total_steps=steps, epsilon_rule=p.epsilon_rule,
             epsilon_quantile=p.epsilon_quantile, set_aware=p.set_aware, reference_size=p.reference_size, progress=ctx.progress,
