@@ -75,6 +75,7 @@ def test_normalised_cover_by_hand():
     result = Cover(
         degree=torch.tensor([0.0, 0.5, 0.25, 1.0], dtype=torch.float64),
         nn_distance=torch.ones(4, dtype=torch.float64),
+        nn_index=torch.zeros(4, dtype=torch.long),
         epsilon=torch.ones(4, dtype=torch.float64),
     )
     assert normalised_cover(result, 0.5, "minmax").tolist() == pytest.approx([0.0, 0.5, 0.25, 1.0])
