@@ -49,7 +49,7 @@ def test_sigkill_then_resume(tmp_path):
 
     finished = _state(out, "cells/*.json")
     selections = _state(out, "selections/*/selection.json")
-    assert 1 <= len(finished) < CELLS, "the grid must be killed part-way for this test to mean anything"
+    assert 0 < len(finished) < CELLS, "the grid must be killed part-way for this test to mean anything"
 
     summary = run_bench(load_bench_config(path=config), out, progress=False)
     assert (summary.total, summary.skipped, summary.computed) == (CELLS, len(finished), CELLS - len(finished))

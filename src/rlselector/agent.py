@@ -39,6 +39,7 @@ from torch.nn import functional as F
 from .cover import Cover, redundancy_rank
 from .errors import InputError
 
+TRACK_SCHED = False
 PolicyFamily = Literal["bernoulli", "gaussian-literal"]
 Estimator = Literal["expected", "critic"]
 RatioControl = Literal["quantile-tracking", "dual-ascent", "penalty"]
@@ -406,7 +407,7 @@ class SelectorAgent:
             share, quantile_price = self._measure_ratio(states, reference_states, kept_fraction)
         delta = ratio_discrepancy(share, self.target_ratio)
         if c.ratio_control == "quantile-tracking":
-            self.multiplier += c.tracking_rate * (quantile_price - self.multiplier)
+            self.multiplier += c.tracking_rate * (self._schedule() if TRACK_SCHED else 1.0) * (quantile_price - self.multiplier)
         elif c.ratio_control == "dual-ascent":
             self.multiplier += c.multiplier_rate * delta
         price = self.multiplier if c.ratio_control != "penalty" else c.ratio_coef * rescale_discrepancy(delta, self.target_ratio)

@@ -16,14 +16,10 @@ import numpy as np
 
 from ..cover import cover, epsilon, greedy_set_aware_prune, redundancy_rank
 from ..data.transforms import BatchTransform
-from ..errors import InputError
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
 from ..selection.policies import apply_policy
-from ..selection.target import target_recipe, train_target
+from ..selection.target import check_cover_inputs, target_recipe, train_target
 from ..train import forward_split
-
-RULES = ("quantile", "mean", "median", "nn-median")
-
 
 @register_method
 class CoverStatic(SelectionMethod):
@@ -43,14 +39,7 @@ class CoverStatic(SelectionMethod):
 
     def validate(self, ctx: SelectionContext) -> None:
         p = self.params
-        target_recipe(p.preset, p.epochs, ctx.seed)
-        if p.epsilon_rule not in RULES:
-            raise InputError(f"cover-static: epsilon_rule must be one of {', '.join(RULES)}, got {p.epsilon_rule!r}")
-        if not 0 < p.epsilon_quantile < 1:
-            raise InputError(f"cover-static: epsilon_quantile must lie in (0, 1), got {p.epsilon_quantile}")
-        small = [ctx.dataset.classes[k] for k, count in enumerate(ctx.dataset.class_counts) if count < 2]
-        if small:
-            raise InputError(f"cover-static: class(es) {small} have fewer than 2 training samples; ε-sample cover needs at least 2 per class")
+        check_cover_inputs(self.name, ctx.dataset, p.preset, p.epochs, ctx.seed, p.epsilon_rule, p.epsilon_quantile)
 
     def features(self, ctx: SelectionContext) -> np.ndarray:
         if ctx.features is not None:

@@ -42,7 +42,7 @@ from ..selection.format import MANIFEST
 from ..selection.policies import apply_policy
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
 from ..selection.progress import step_progress
-from ..selection.target import TARGET_DIR, target_recipe, train_target
+from ..selection.target import TARGET_DIR, check_cover_inputs, target_recipe, train_target
 from ..train import BatchContext, TrainHook
 from ..train.loop import CHECKPOINT, DistributedContext, epoch_batches
 
@@ -240,14 +240,7 @@ class RLSelector(SelectionMethod):
     def validate(self, ctx: SelectionContext) -> None:
         p = self.params
         self.agent_config()
-        target_recipe(p.preset, p.epochs, ctx.seed)
-        if p.epsilon_rule not in ("quantile", "mean", "median", "nn-median"):
-            raise InputError(f"rl-selector: epsilon_rule must be quantile, mean, median or nn-median, got {p.epsilon_rule!r}")
-        if not 0 < p.epsilon_quantile < 1:
-            raise InputError(f"rl-selector: epsilon_quantile must lie in (0, 1), got {p.epsilon_quantile}")
-        small = [ctx.dataset.classes[k] for k, count in enumerate(ctx.dataset.class_counts) if count < 2]
-        if small:
-            raise InputError(f"rl-selector: class(es) {small} have fewer than 2 training samples; ε-sample cover needs at least 2 per class")
+        check_cover_inputs(self.name, ctx.dataset, p.preset, p.epochs, ctx.seed, p.epsilon_rule, p.epsilon_quantile)
         if p.init_from is not None:
             self._checked_init(ctx)
 

@@ -30,6 +30,22 @@ def target_recipe(preset: str, epochs: int | None, seed: int) -> tuple[Preset, T
     return chosen, recipe
 
 
+EPSILON_RULES = ("quantile", "mean", "median", "nn-median")
+
+
+def check_cover_inputs(method: str, dataset: Dataset, preset: str, epochs: int | None, seed: int,
+                       epsilon_rule: str, epsilon_quantile: float) -> None:
+    """What every cover-based method refuses before any work: its recipe, its ε rule, tiny classes."""
+    target_recipe(preset, epochs, seed)
+    if epsilon_rule not in EPSILON_RULES:
+        raise InputError(f"{method}: epsilon_rule must be one of {', '.join(EPSILON_RULES)}, got {epsilon_rule!r}")
+    if not 0 < epsilon_quantile < 1:
+        raise InputError(f"{method}: epsilon_quantile must lie in (0, 1), got {epsilon_quantile}")
+    small = [dataset.classes[k] for k, count in enumerate(dataset.class_counts) if count < 2]
+    if small:
+        raise InputError(f"{method}: class(es) {small} have fewer than 2 training samples; ε-sample cover needs at least 2 per class")
+
+
 def train_target(
     dataset: Dataset,
     preset: Preset,
