@@ -5,10 +5,13 @@ of random members. The cover is computed once (the features do not move); the ag
 per-minibatch loop of method.md §4 for a number of epochs. Reported per ratio and agent variant:
 
 - natural ratio: share with deterministic score ≥ 0.5, before any band enforcement;
-- agreement: share of the policy's top-sr·N that lies among the sr·N least covered (ties in C
-  resolved in the policy's favour; chance ≈ sr), and against the untied redundancy rank;
+- agreement (``agr-rank``): share of the policy's top-sr·N among the sr·N least redundant by the
+  untied redundancy rank (degree, then nearest-neighbour closeness); chance = sr. ``agree`` counts
+  against the degree alone, ties resolved in the policy's favour (its chance is the ``random`` row);
 - duplicate pairs with a member pruned (policy's top-sr·N kept) and with both pruned, next to a
   random selection's expected share 1 − sr².
+
+A Markdown summary (the table of ``docs/agent-convergence.md``) closes the output.
 
     .venv/bin/python benchmarks/agent_synthetic.py                         # the table of the docs
     .venv/bin/python benchmarks/agent_synthetic.py --variants default paper-literal --ratios 0.5
@@ -92,7 +95,7 @@ def train_agent(
     epochs: int,
     batch_size: int,
     seed: int,
-    reference_size: int = 1024,
+    reference_size: int = 4096,
 ) -> tuple[SelectorAgent, list[dict]]:
     """The per-minibatch loop of method.md §4 on fixed features; returns the agent and per-epoch means.
 
@@ -215,10 +218,32 @@ def main(argv: list[str] | None = None) -> int:
                 if args.history:
                     for h in history:
                         print("   ", {k: round(v, 4) if isinstance(v, float) else v for k, v in h.items()})
+    print()
+    print(markdown_table(results))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=1)
     return 0
+
+
+def markdown_table(results: list[dict]) -> str:
+    """One row per variant, one cell per ratio: natural ratio / agreement / duplicate pairs hit
+    (means over seeds; ``—`` where there is no policy)."""
+    ratios = sorted({r["ratio"] for r in results})
+    variants = list(dict.fromkeys(r["variant"] for r in results))
+    lines = [
+        "| variant | " + " | ".join(f"{ratio:g}" for ratio in ratios) + " |",
+        "|---|" + "---|" * len(ratios),
+    ]
+    for variant in variants:
+        cells = []
+        for ratio in ratios:
+            rows = [r for r in results if r["variant"] == variant and r["ratio"] == ratio]
+            mean = {key: sum(r[key] for r in rows) / len(rows) for key in ("natural_ratio", "agreement_rank", "dup_any")}
+            natural = "—" if variant in ("cover-oracle", "random") else f"{mean['natural_ratio']:.3f}"
+            cells.append(f"{natural} / {mean['agreement_rank']:.2f} / {mean['dup_any']:.2f}")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

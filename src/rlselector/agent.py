@@ -9,13 +9,15 @@ prunes (0) it, and the reward asks for (1) a kept share at the target ratio sr a
 that others already cover: ``r_i = −a_i·(Ĉ_i + price)``, where the *ratio price* is what keeping one
 sample costs under the ratio term.
 
-Default (``policy="bernoulli"``): keep with probability σ((actor(s) − ν)/T). The ratio price ν is a
-Lagrange multiplier raised or lowered by dual ascent on the measured kept share (an integral
-controller, unbiased in both directions), and it enters the policy's logit as well as the reward: the
-maximum-entropy optimum of that reward is σ((−Ĉ − ν)/T), so the actor learns −Ĉ whatever ν is and the
-ratio answers at once instead of through relearning. The gradient is the exact expectation over both
-actions (the reward of each action is known in closed form), the deterministic decisions come from a
-Polyak average of the actor, and the kept share is measured on a reference sample of the data.
+Default (``policy="bernoulli"``): keep with probability σ((actor(s) − ν)/T), with an entropy bonus of
+weight T. The ratio price ν is a Lagrange multiplier of the ratio constraint; it enters the policy's
+logit as well as the reward, because the maximum-entropy optimum of that reward is σ((−Ĉ − ν)/T): the
+actor learns −Ĉ whatever ν is, and the ratio answers at once instead of through relearning. Each step
+ν moves part of the way to the value at which the deterministic decisions on a reference sample of
+the data keep exactly the share sr (a Newton-type dual step: plain dual ascent oscillates where many
+outputs sit near the threshold). The gradient is the exact expectation over both actions (the
+reward of each action is known in closed form), and the deterministic decisions come from a Polyak
+average of the actor.
 
 ``AgentConfig.paper_literal()`` gives the paper read literally: clipped Gaussian score, TD(0) A2C with
 γ = 0.99 bootstrapping on the next minibatch, ratio penalty from the stored score vector. It does not
@@ -39,7 +41,6 @@ from torch.nn import functional as F
 from .cover import Cover, redundancy_rank
 from .errors import InputError
 
-TRACK_SCHED = False
 PolicyFamily = Literal["bernoulli", "gaussian-literal"]
 Estimator = Literal["expected", "critic"]
 RatioControl = Literal["quantile-tracking", "dual-ascent", "penalty"]
@@ -96,7 +97,8 @@ class AgentConfig:
     cover_signal: CoverSignal = "rank"
     """Ĉ: redundancy rank − sr; C − its sr-quantile over its range; or min-max C (Eq. 7)."""
     decision_ema: float = 0.99
-    """Deterministic decisions use a Polyak average of the actor with this decay; 0 = the actor itself."""
+    """Deterministic decisions use a Polyak average of the actor with this decay (warm-up
+    (1 + t)/(10 + t) while smaller); 0 = the actor itself."""
     normalize_states: bool = True
     """Standardise states with running per-dimension mean and variance (features of any scale)."""
     initial_log_std: float = math.log(0.2)
@@ -407,7 +409,7 @@ class SelectorAgent:
             share, quantile_price = self._measure_ratio(states, reference_states, kept_fraction)
         delta = ratio_discrepancy(share, self.target_ratio)
         if c.ratio_control == "quantile-tracking":
-            self.multiplier += c.tracking_rate * (self._schedule() if TRACK_SCHED else 1.0) * (quantile_price - self.multiplier)
+            self.multiplier += c.tracking_rate * (quantile_price - self.multiplier)
         elif c.ratio_control == "dual-ascent":
             self.multiplier += c.multiplier_rate * delta
         price = self.multiplier if c.ratio_control != "penalty" else c.ratio_coef * rescale_discrepancy(delta, self.target_ratio)
