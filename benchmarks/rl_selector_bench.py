@@ -4,16 +4,22 @@ Each sub-command prints a Markdown table and the machine; BENCHMARKS.md records 
 
     .venv/bin/python benchmarks/rl_selector_bench.py cost --limit 10000 --epochs 3
     .venv/bin/python benchmarks/rl_selector_bench.py cover --sizes 6000 60000 --dims 64 512
+    .venv/bin/python benchmarks/rl_selector_bench.py refresh --samples 60000 --dim 128
     .venv/bin/python benchmarks/rl_selector_bench.py redundancy --limit 10000
     .venv/bin/python benchmarks/rl_selector_bench.py quality --limit 10000 --ratios 0.3 0.5 0.7 --seeds 0 1 2
     .venv/bin/python benchmarks/rl_selector_bench.py convergence --limit 10000 --ratios 0.3 0.5 0.7 0.9
+    .venv/bin/python benchmarks/rl_selector_bench.py transfer --limit 3000 --source 0.5 --ratios 0.3 0.7
 
 ``cost``: CPU time (one torch thread, so contention from other jobs does not count) of an RL-Selector
 selection divided by plain training of the same target network for the same epochs, in one process. ``cover``: time and peak memory of the ε-cover of
-one class (subprocess per size, peak RSS growth and tracemalloc). ``redundancy``: 20 % of the images
+one class (subprocess per size, peak RSS growth and tracemalloc); ``refresh``: CPU time of one
+per-epoch cover refresh of a whole dataset. ``redundancy``: 20 % of the images
 duplicated with small noise, 1/1.2 of the set kept; share of duplicate pairs with a member pruned.
 ``quality``: evaluation ResNet-18 width 16 trained from scratch on each subset, final-epoch test
 accuracy mean ± std over seeds, with each RL run's natural ratio (before band enforcement).
+``transfer``: the transferable variant (``init_from``) fine-tuned from a finished selection to new
+ratios, against a full selection at each ratio: CPU-time ratio, overlap of the kept sets, and the
+evaluation network's accuracy on each subset.
 """
 
 from __future__ import annotations
@@ -75,14 +81,15 @@ def cover_child(n: int, d: int) -> None:
     labels = np.zeros(n, dtype=np.int64)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     eps = epsilon(features, labels, rule="quantile", quantile=0.01)
-    eps_seconds = time.perf_counter() - start
+    eps_cpu = time.process_time() - cpu_start
     cover(features, labels, eps)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     traced = tracemalloc.get_traced_memory()[1]
     rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
-    print(json.dumps({"n": n, "d": d, "seconds": seconds, "epsilon_seconds": eps_seconds, "traced_mb": traced / 2**20, "rss_mb": rss}))
+    print(json.dumps({"n": n, "d": d, "seconds": seconds, "cpu_seconds": cpu_seconds, "epsilon_cpu_seconds": eps_cpu,
+                      "traced_mb": traced / 2**20, "rss_mb": rss}))
 
 
 def cover_scaling(args) -> None:
@@ -93,10 +100,28 @@ def cover_scaling(args) -> None:
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
     print(f"\none class of n_k samples, random float32 features, ε = 1 % quantile then the degree of cover; {machine()}\n")
-    print("| n_k | d | ε + cover s (of which ε s) | peak traced MB | Δ max RSS MB | dense n_k² float64 GB |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| n_k | d | ε + cover CPU s (of which ε) | wall s | peak traced MB | Δ max RSS MB | dense n_k² float64 GB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['n']:,} | {r['d']} | {r['seconds']:.1f} ({r['epsilon_seconds']:.1f}) | {r['traced_mb']:.1f} | {r['rss_mb']:.1f} | {8 * r['n'] ** 2 / 1e9:.1f} |")
+        print(f"| {r['n']:,} | {r['d']} | {r['cpu_seconds']:.1f} ({r['epsilon_cpu_seconds']:.1f}) | {r['seconds']:.1f} | {r['traced_mb']:.1f} | {r['rss_mb']:.1f} | {8 * r['n'] ** 2 / 1e9:.1f} |")
+
+
+def refresh(args) -> None:
+    from rlselector.cover import cover, epsilon
+
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(args.samples, args.dim, generator=generator)
+    labels = torch.arange(args.samples) % args.classes
+    start = time.process_time()
+    eps = epsilon(features, labels, rule="quantile", quantile=0.01)
+    eps_cpu = time.process_time() - start
+    cover(features, labels, eps)
+    total = time.process_time() - start
+    print(f"\none cover refresh: {args.samples:,} random features × {args.dim}, {args.classes} equal classes, "
+          f"ε = exact 1 % quantile then the degree; {machine()}\n")
+    print("| samples | d | classes | ε CPU s | degree CPU s | refresh CPU s |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    print(f"| {args.samples:,} | {args.dim} | {args.classes} | {eps_cpu:.1f} | {total - eps_cpu:.1f} | {total:.1f} |")
 
 
 def with_duplicates(data, share: float, seed: int):
@@ -175,6 +200,48 @@ def convergence(args) -> None:
         print(f"| {ratio} | " + ", ".join(f"{v:.3f}" for v in naturals) + f" | {sum(abs(v - ratio) <= 0.01 for v in naturals)}/{len(naturals)} |")
 
 
+def transfer(args) -> None:
+    data = load_dataset("fashion-mnist", limit=args.limit, seed=0)
+    preset = get_preset("cpu")
+    recipe = replace(preset.train, epochs=args.eval_epochs)
+
+    def evaluate(selection, seed: int) -> float:
+        _, result = train_model(selection.subset(data), model=preset.model, width=preset.width, config=replace(recipe, seed=seed), progress=False)
+        return result.top1
+
+    rows: dict[float, dict[str, list[float]]] = {r: {"full_s": [], "transfer_s": [], "overlap": [], "full": [], "transfer": []} for r in args.ratios}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            source = Path(tmp) / f"source-{seed}"
+            select(data, "rl-selector", args.source, seed, preset="cpu", out=source, progress=False)
+            for ratio in args.ratios:
+                start = time.process_time()
+                full = select(data, "rl-selector", ratio, seed, preset="cpu", progress=False)
+                full_s = time.process_time() - start
+                start = time.process_time()
+                moved = select(data, "rl-selector", ratio, seed, preset="cpu", init_from=str(source), progress=False)
+                transfer_s = time.process_time() - start
+                row = rows[ratio]
+                row["full_s"].append(full_s)
+                row["transfer_s"].append(transfer_s)
+                row["overlap"].append(float((full.mask & moved.mask).sum() / max(1, full.mask.sum())))
+                row["full"].append(evaluate(full, seed))
+                row["transfer"].append(evaluate(moved, seed))
+                print(f"seed {seed} ratio {ratio}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in row.items()), flush=True)
+    print(f"\nfashion-mnist, {len(data):,} images; source selection rl-selector {args.source} (preset cpu, "
+          f"{preset.train.epochs} epochs), fine-tuned with init_from (preset default epochs); evaluation ResNet-18 "
+          f"w{preset.width} {args.eval_epochs} epochs, final-epoch test top-1 %, mean ± std over seeds {args.seeds}; {machine()}\n")
+    print("| ratio | full selection CPU s | transfer CPU s | cost ratio | kept-set overlap | top-1 full selection | top-1 transfer |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+
+    def pm(values: list[float]) -> str:
+        return f"{np.mean(values):.2f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.2f}"
+
+    for ratio, row in rows.items():
+        print(f"| {ratio} | {np.mean(row['full_s']):.1f} | {np.mean(row['transfer_s']):.1f} | "
+              f"{np.mean(row['transfer_s']) / np.mean(row['full_s']):.3f} | {np.mean(row['overlap']):.3f} | {pm(row['full'])} | {pm(row['transfer'])} |")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "cover-child":
         cover_child(int(sys.argv[2]), int(sys.argv[3]))
@@ -189,6 +256,10 @@ def main() -> None:
     p = sub.add_parser("cover")
     p.add_argument("--sizes", type=int, nargs="+", default=[6000, 60000])
     p.add_argument("--dims", type=int, nargs="+", default=[64, 512])
+    p = sub.add_parser("refresh")
+    p.add_argument("--samples", type=int, default=60000)
+    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--classes", type=int, default=10)
     p = sub.add_parser("redundancy")
     p.add_argument("--limit", type=int, default=10000)
     p = sub.add_parser("quality")
@@ -200,9 +271,15 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=10000)
     p.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.9])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p = sub.add_parser("transfer")
+    p.add_argument("--limit", type=int, default=3000)
+    p.add_argument("--source", type=float, default=0.5, help="ratio of the finished selection the others start from")
+    p.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.7])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--eval-epochs", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    {"cost": cost, "cover": cover_scaling, "redundancy": redundancy, "quality": quality, "convergence": convergence}[args.command](args)
+    {"cost": cost, "cover": cover_scaling, "refresh": refresh, "redundancy": redundancy, "quality": quality, "convergence": convergence, "transfer": transfer}[args.command](args)
 
 
 if __name__ == "__main__":

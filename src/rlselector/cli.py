@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
