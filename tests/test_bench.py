@@ -209,6 +209,9 @@ def test_report_tables_from_hand_made_cells(tmp_path):
     assert rows["rl-selector"] == ["**90.50 ± 0.50** *", "88.00 ± 1.00"]
     assert rows["el2n"][1] == "**90.00 ± 1.00**"
     assert list(rows) == ["full-data", "rl-selector", "random", "el2n"]  # references, then the project's method order
+    # RL-Selector's standing in words: its mean against the best other mean, per column
+    assert ("rl-selector against the other methods (mean top-1, points): 30 %: 90.50, ahead of the best other (el2n, 87.00) "
+            "by 3.50, rank 1 of 3; 50 %: 88.00, behind el2n (90.00) by 2.00, rank 3 of 3.") in md
     summary = {(r["table"].split(": ", 1)[-1], r["method"], r["column"]): r for r in csv.DictReader(paths["summary_csv"].open())}
     for (method, ratio), values in HAND.items():
         row = summary[("test top-1 % by selection ratio", method, f"{100 * ratio:g} %")]

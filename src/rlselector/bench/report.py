@@ -33,6 +33,8 @@ from .runner import ANALYSIS, CELLS, FULL, SCRATCH
 from .stats import ALPHA, BASELINE, TEST_NAME, Table, build_table, mean_std
 
 REPORT_DIR = "report"
+FOCUS_METHOD = "rl-selector"
+"""The method whose standing against the best other method each accuracy table states in words."""
 METHOD_ORDER = (FULL, *ALL_METHODS, SCRATCH)
 DIAGNOSTIC_LOG_SUFFIXES = (".log", ".txt", ".jsonl", ".csv")
 MAX_DIAGNOSTIC_BYTES = 4_000_000
@@ -149,9 +151,12 @@ class Report:
             title = f"{setting} ({tag})"
             self.add(Heading(3, title))
             for metric in ("top1", "top5"):
-                self.add(self._table(rows, title=f"test {metric[:3]}-{metric[3:]} % by selection ratio", value=lambda r, m=metric: r.get(m),
-                                     column=lambda r: None if r["method"] == FULL else r["ratio"], reference=lambda r: r["method"] == FULL,
-                                     column_label=_pct))
+                table = self._table(rows, title=f"test {metric[:3]}-{metric[3:]} % by selection ratio", value=lambda r, m=metric: r.get(m),
+                                    column=lambda r: None if r["method"] == FULL else r["ratio"], reference=lambda r: r["method"] == FULL,
+                                    column_label=_pct)
+                self.add(table)
+                if metric == "top1" and (standing := _standing(table, FOCUS_METHOD)):
+                    self.add(Text(standing))
             evals = [r for r in rows if r["kind"] == "eval"]
             if evals:
                 self.add(Figure(f"accuracy-{_slug(title)}", _accuracy_plot(rows, title), f"Test top-1 by method and selection ratio, mean ± std over seeds: {title}"))
@@ -451,6 +456,24 @@ def _per_class_plot(methods: list[str], classes: list[str], kept: np.ndarray, to
 # --------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------
+def _standing(table: Table, focus: str) -> str:
+    """``focus`` against the best other method of each column, in points of mean accuracy."""
+    parts = []
+    for column in table.columns:
+        ours = table.entry(focus, column) if focus in table.rows else None
+        others = {row: table.entry(row, column) for row in table.rows if row not in (focus, *table.references)}
+        others = {row: e for row, e in others.items() if e is not None}
+        if ours is None or not others:
+            continue
+        best = max(others, key=lambda row: others[row].mean)
+        rank = 1 + sum(e.mean > ours.mean for e in others.values())
+        gap = ours.mean - others[best].mean
+        verdict = f"ahead of the best other ({best}, {others[best].mean:.2f}) by {gap:.2f}" if gap >= 0 else \
+            f"behind {best} ({others[best].mean:.2f}) by {-gap:.2f}"
+        parts.append(f"{table.column_label(column)}: {ours.mean:.2f}, {verdict}, rank {rank} of {len(others) + 1}")
+    return f"{focus} against the other methods (mean top-1, points): " + "; ".join(parts) + "." if parts else ""
+
+
 def _noise(record: dict[str, Any]) -> float:
     return float((record.get("noise") or {}).get("rate") or 0.0)
 
