@@ -149,10 +149,13 @@ ORACLES = ("cover-oracle", "set-aware-oracle", "random")
 """Rows without an agent: the exact cover ranking, its set-aware greedy pruning, a random subset."""
 
 
-def set_aware_keep(data: SyntheticData, eps: dict[int, float], ratio: float, seed: int) -> torch.Tensor:
-    """The set-aware greedy pruning of ``cover.greedy_set_aware_prune`` (rounds of 5 % of the set)."""
+def set_aware_keep(data: SyntheticData, eps: dict[int, float], ratio: float, seed: int,
+                   prune_first: torch.Tensor | None = None) -> torch.Tensor:
+    """The set-aware greedy pruning of ``cover.greedy_set_aware_prune`` (rounds of 5 % of the set),
+    by the cover's own order or by ``prune_first`` (a policy's keep scores)."""
     n = len(data.labels)
-    return greedy_set_aware_prune(data.features, data.labels, eps, keep=int(round(ratio * n)), round_size=max(1, n // 20), seed=seed)
+    return greedy_set_aware_prune(data.features, data.labels, eps, keep=int(round(ratio * n)), round_size=max(1, n // 20),
+                                  seed=seed, prune_first=prune_first)
 
 
 def evaluate(keep_scores: torch.Tensor, cover_result: Cover, pairs: torch.Tensor, ratio: float) -> dict:
@@ -188,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eps-rule", default="quantile", choices=["mean", "quantile", "median", "nn-median"])
     parser.add_argument("--eps-quantile", type=float, default=0.01)
     parser.add_argument("--history", action="store_true", help="print the per-epoch diagnostics too")
+    parser.add_argument("--set-aware-decision", action="store_true",
+                        help="also read each policy off by set-aware greedy pruning (rl-selector's decision='set-aware')")
     parser.add_argument("--json", help="write every result to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -218,14 +223,19 @@ def main(argv: list[str] | None = None) -> int:
                     epochs=args.epochs, batch_size=args.batch_size, seed=seed,
                 )
                 seconds = time.perf_counter() - start
-                row = evaluate(agent.keep_scores(data.features), cover_result, data.duplicate_pairs, ratio)
-                row.update(variant=name, ratio=ratio, seed=seed, seconds=seconds, history=history)
-                results.append(row)
-                print(
-                    f"{name:<16}{ratio:>6.2f}{seed:>5}{row['natural_ratio']:>9.3f}{row['agreement']:>7.3f}"
-                    f"{row['agreement_rank']:>9.3f}{row['dup_any']:>7.3f}{row['dup_both']:>6.3f}{1 - ratio**2:>7.3f}{seconds:>6.1f}",
-                    flush=True,
-                )
+                keep_scores = agent.keep_scores(data.features)
+                decisions = {name: keep_scores}
+                if args.set_aware_decision:  # the same policy read off by set-aware greedy pruning
+                    decisions[f"{name}+set-aware"] = set_aware_keep(data, eps, ratio, seed, prune_first=keep_scores).float()
+                for label, scores in decisions.items():
+                    row = evaluate(scores, cover_result, data.duplicate_pairs, ratio)
+                    row.update(variant=label, ratio=ratio, seed=seed, seconds=seconds, history=history)
+                    results.append(row)
+                    print(
+                        f"{label:<16}{ratio:>6.2f}{seed:>5}{row['natural_ratio']:>9.3f}{row['agreement']:>7.3f}"
+                        f"{row['agreement_rank']:>9.3f}{row['dup_any']:>7.3f}{row['dup_both']:>6.3f}{1 - ratio**2:>7.3f}{seconds:>6.1f}",
+                        flush=True,
+                    )
                 if args.history:
                     for h in history:
                         print("   ", {k: round(v, 4) if isinstance(v, float) else v for k, v in h.items()})

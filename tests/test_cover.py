@@ -163,6 +163,20 @@ def test_greedy_set_aware_prune_keeps_one_of_each_mutual_pair(round_size):
     assert torch.equal(kept, greedy_set_aware_prune(features, labels, 0.5, keep=3, round_size=round_size, seed=0))
 
 
+@pytest.mark.parametrize("round_size", [1, 4])
+def test_greedy_set_aware_prune_by_a_given_order(round_size):
+    # Two mutual pairs (0, 1) and (2, 3) within ε = 0.5 and an outlier 4, pruned lowest value first:
+    # the outlier has the lowest value but no kept neighbour covers it, so it goes last; 0 goes, then
+    # its partner 1 is uncovered; 2 goes before 3. The plain top-3 of the values would keep 1, 2, 3.
+    features = np.array([[0.0], [0.1], [5.0], [5.1], [10.0]])
+    labels = np.zeros(5, dtype=int)
+    values = torch.tensor([0.1, 0.2, 0.9, 0.95, 0.0])
+    kept = greedy_set_aware_prune(features, labels, 0.5, keep=3, round_size=round_size, seed=0, prune_first=values)
+    assert kept.tolist() == [False, True, False, True, True]
+    with pytest.raises(InputError, match="prune_first"):
+        greedy_set_aware_prune(features, labels, 0.5, keep=3, round_size=1, prune_first=values[:4])
+
+
 @pytest.mark.parametrize(
     "features, labels, message",
     [

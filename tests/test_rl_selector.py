@@ -89,6 +89,32 @@ def test_agent_on_features_reaches_the_band_and_ranks_by_cover(digits):
     assert agreement > 0.85  # measured 0.954 (natural ratio 0.502); chance is 0.5
 
 
+def test_set_aware_decision_keeps_one_of_each_duplicate_pair(digits):
+    """300 digits images copied with small noise: the set-aware decision keeps as many samples as
+    the threshold decision but prunes a member of every pair (measured: 1.00 against 0.70)."""
+    import torch
+    from dataclasses import replace
+
+    from rlselector.data.base import Split
+
+    rng = np.random.default_rng(0)
+    originals = np.sort(rng.choice(len(digits), 300, replace=False))
+    images = digits.train.images[torch.from_numpy(originals)]
+    noisy = (images.float() + torch.from_numpy(rng.normal(0, 0.3, images.shape)).float()).round().clamp(0, 255).to(images.dtype)
+    labels = torch.cat([digits.train.labels, digits.train.labels[torch.from_numpy(originals)]])
+    data = replace(digits, name="digits+dup", train=Split(torch.cat([digits.train.images, noisy]), labels))
+    pairs = np.stack([originals, len(digits) + np.arange(300)], 1)
+    pruned_member, kept = {}, {}
+    for decision in ("threshold", "set-aware"):
+        sel = select(data, "rl-selector", 0.5, 0, features=pixel_features(data), epochs=6, decision=decision, progress=False)
+        assert sel.manifest["decision"] == decision
+        pruned_member[decision] = float((~sel.mask[pairs[:, 0]] | ~sel.mask[pairs[:, 1]]).mean())
+        kept[decision] = len(sel.indices)
+    assert kept["set-aware"] == kept["threshold"]
+    assert pruned_member["set-aware"] == 1.0
+    assert pruned_member["threshold"] < 0.9
+
+
 def test_bad_inputs_refused_before_work(tmp_path, digits):
     with pytest.raises(InputError, match="variant"):
         select(digits, "rl-selector", 0.5, 0, variant="nope", out=tmp_path / "a", progress=False)
@@ -98,7 +124,9 @@ def test_bad_inputs_refused_before_work(tmp_path, digits):
         select(digits, "rl-selector", 0.5, 0, preset="huge", out=tmp_path / "c", progress=False)
     with pytest.raises(InputError, match="init-from"):
         select(digits, "rl-selector", 0.5, 0, init_from=str(tmp_path), out=tmp_path / "d", progress=False)
-    assert not any((tmp_path / name).exists() for name in "abcd")
+    with pytest.raises(InputError, match="decision must be"):
+        select(digits, "rl-selector", 0.5, 0, decision="vote", out=tmp_path / "e", progress=False)
+    assert not any((tmp_path / name).exists() for name in "abcde")
 
 
 def test_init_from_another_dataset_refused(tmp_path):
@@ -139,3 +167,19 @@ def test_sigkill_then_resume_gives_the_same_selection(tmp_path):
     np.testing.assert_array_equal(whole.indices, resumed.indices)
     np.testing.assert_allclose(whole.scores, resumed.scores)
     assert json.loads((killed / "diagnostics.jsonl").read_text().splitlines()[-1])["epoch"] == 5
+
+
+def test_cover_static_trains_the_target_once_per_seed_with_a_cache(tmp_path, digits):
+    """The target's features do not depend on the ratio: with a cache directory a second ratio reads
+    them back (no training) and selects exactly what a fresh run selects; the cost stays charged."""
+    settings = dict(preset="cpu-tiny", epochs=1, progress=False)
+    fresh = select(digits, "cover-static", 0.5, 0, **settings)
+    first = select(digits, "cover-static", 0.3, 0, cache_dir=tmp_path, **settings)
+    (cached_file,) = tmp_path.glob("target-features-*.npz")
+    written = cached_file.stat().st_mtime_ns
+    second = select(digits, "cover-static", 0.5, 0, cache_dir=tmp_path, **settings)
+    assert cached_file.stat().st_mtime_ns == written
+    np.testing.assert_array_equal(second.indices, fresh.indices)
+    assert second.manifest["timings"]["target_s"] == pytest.approx(first.manifest["timings"]["target_s"])
+    other_seed = select(digits, "cover-static", 0.5, 1, cache_dir=tmp_path, **settings)
+    assert len(list(tmp_path.glob("target-features-*.npz"))) == 2 and not np.array_equal(other_seed.indices, fresh.indices)

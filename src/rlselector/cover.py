@@ -183,6 +183,7 @@ def greedy_set_aware_prune(
     round_size: int,
     seed: int = 0,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    prune_first: torch.Tensor | np.ndarray | None = None,
 ) -> torch.Tensor:
     """Bool mask of ``keep`` samples: prune the most covered in rounds, re-counting among the kept.
 
@@ -192,6 +193,10 @@ def greedy_set_aware_prune(
     for the re-count. So of two samples that cover each other one goes and the other stays, and the
     kept set still covers what was pruned (Lemma 2). The cost is one cover pass over the kept samples
     per round.
+
+    ``prune_first`` (one value per sample, lower pruned sooner, e.g. a policy's keep score) replaces
+    degree and closeness as the order among the samples some kept neighbour still covers; samples no
+    kept neighbour covers come after all of those, in the same order.
     """
     features, labels = _validated(features, labels)
     n = features.shape[0]
@@ -199,6 +204,10 @@ def greedy_set_aware_prune(
         raise InputError(f"greedy_set_aware_prune: keep must lie in [1, {n}], got {keep}")
     if round_size < 1:
         raise InputError(f"greedy_set_aware_prune: round_size must be ≥ 1, got {round_size}")
+    if prune_first is not None:
+        prune_first = torch.as_tensor(prune_first).detach().cpu().to(torch.float64)
+        if prune_first.shape != (n,) or not bool(torch.isfinite(prune_first).all()):
+            raise InputError(f"greedy_set_aware_prune: prune_first must hold {n} finite values, got shape {tuple(prune_first.shape)}")
     generator = torch.Generator().manual_seed(seed)
     tie_break = torch.randperm(n, generator=generator)
     kept = torch.ones(n, dtype=torch.bool)
@@ -207,8 +216,12 @@ def greedy_set_aware_prune(
         candidates = kept.nonzero().squeeze(1)
         # Sort keys from least to most significant, each sort stable: random, then closeness, then degree.
         order = candidates[torch.argsort(tie_break[candidates], stable=True)]
-        order = order[torch.argsort(_relative_nn_distance(state)[order], stable=True)]
-        order = order[torch.argsort(state.degree[order], stable=True, descending=True)]
+        if prune_first is None:
+            order = order[torch.argsort(_relative_nn_distance(state)[order], stable=True)]
+            order = order[torch.argsort(state.degree[order], stable=True, descending=True)]
+        else:
+            order = order[torch.argsort(prune_first[order], stable=True)]
+            order = order[torch.argsort((state.degree[order] == 0).to(torch.int8), stable=True)]
         budget = min(round_size, int(kept.sum()) - keep)
         pruned_now = torch.zeros(n, dtype=torch.bool)
         chosen = 0

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..agent import AgentConfig, SelectorAgent, StepStats, normalised_cover
-from ..cover import cover, epsilon
+from ..cover import cover, epsilon, greedy_set_aware_prune
 from ..errors import InputError
 from ..io import atomic_write, atomic_write_bytes
 from ..selection.api import BAND
@@ -52,6 +52,10 @@ VARIANTS = {
     "method-9": AgentConfig.method_9,
 }
 """Named agent configurations: the measured default, the paper read literally, method.md §9's."""
+
+
+DECISIONS = ("threshold", "set-aware")
+"""How the final kept set is read off the trained policy (see ``Params.decision``)."""
 
 
 def band_decision(scores: np.ndarray, ratio: float) -> tuple[np.ndarray, bool]:
@@ -221,6 +225,9 @@ class RLSelector(SelectionMethod):
         epsilon_rule: str = param("quantile", "ε per class: quantile (of intra-class distances), mean, median, nn-median")
         epsilon_quantile: float = param(0.01, "the quantile of the 'quantile' rule")
         set_aware: bool = param(False, "count only neighbours the current policy keeps (Lemma 2) in the cover")
+        decision: str = param("threshold", "final decision: threshold (score ≥ 0.5 in the ±1 % band) or set-aware (same count; lowest "
+                                           "score pruned first among samples a kept neighbour still covers, so one of each close pair stays)")
+        decision_rounds: int = param(20, "set-aware decision: pruning rounds, each one cover pass over the kept samples")
         reference_size: int = param(4096, "bank rows whose decisions measure the kept share each step (all when fewer)")
         batch_size: int = param(128, "minibatch of the agent with --features (the target's batch comes from the preset)")
         init_from: str | None = param(None, "a finished rl-selector selection directory: fine-tune it to this ratio (T-RL-Selector)")
@@ -240,6 +247,10 @@ class RLSelector(SelectionMethod):
     def validate(self, ctx: SelectionContext) -> None:
         p = self.params
         self.agent_config()
+        if p.decision not in DECISIONS:
+            raise InputError(f"rl-selector: decision must be one of {', '.join(DECISIONS)}, got {p.decision!r}")
+        if p.decision_rounds < 1:
+            raise InputError(f"rl-selector: decision_rounds must be ≥ 1, got {p.decision_rounds}")
         check_cover_inputs(self.name, ctx.dataset, p.preset, p.epochs, ctx.seed, p.epsilon_rule, p.epsilon_quantile)
         if p.init_from is not None:
             self._checked_init(ctx)
@@ -292,11 +303,15 @@ class RLSelector(SelectionMethod):
         ctx.timings["target_s"] = sum(r["seconds_target"] for r in hook.history)
         scores = hook.final_scores().double().numpy()
         if ctx.class_balanced:  # proportional class quotas, each filled by the highest keep scores
-            kept, priority = apply_policy("keep-highest", scores, ctx.budget, ctx.rng("policy"), labels=ctx.labels, num_classes=ctx.dataset.num_classes)
+            kept, _ = apply_policy("keep-highest", scores, ctx.budget, ctx.rng("policy"), labels=ctx.labels, num_classes=ctx.dataset.num_classes)
             enforced = True
         else:
             kept, enforced = band_decision(scores, ctx.ratio)
-            priority = _priority(scores, kept)
+        if p.decision == "set-aware":
+            started_decision = time.perf_counter()
+            kept = self._set_aware_decision(ctx, hook.bank, scores, kept)
+            ctx.timings["decision_s"] = time.perf_counter() - started_decision
+        priority = _priority(scores, kept)
         if ctx.workdir is not None:
             write_diagnostics(ctx.workdir.parent, hook.history, ctx.ratio)
         return MethodResult(
@@ -306,6 +321,7 @@ class RLSelector(SelectionMethod):
             info={
                 "natural_ratio": float((scores >= 0.5).mean()),
                 "band_enforced": enforced,
+                "decision": p.decision,
                 "agent": dataclasses.asdict(hook.agent.config),
                 "target": {"model": preset.model, "width": preset.width, "epochs": recipe.epochs, "fixed_features": ctx.features is not None},
                 "transfer_from": p.init_from,
@@ -313,6 +329,24 @@ class RLSelector(SelectionMethod):
                 "wall_s": time.perf_counter() - started,
             },
         )
+
+    def _set_aware_decision(self, ctx: SelectionContext, bank: torch.Tensor, scores: np.ndarray, kept: np.ndarray) -> np.ndarray:
+        """The same number kept (per class when class-balanced) as the threshold decision, chosen by
+        set-aware greedy pruning on the final features with the keep score as the pruning order."""
+        p = self.params
+        eps = epsilon(bank, ctx.labels, rule=p.epsilon_rule, quantile=p.epsilon_quantile, seed=ctx.seed)
+        threshold_mask = np.zeros(len(scores), dtype=bool)
+        threshold_mask[kept] = True
+        mask = np.zeros(len(scores), dtype=bool)
+        for members, _ in ctx.budget_groups(per_class=ctx.class_balanced):
+            quota = int(threshold_mask[members].sum())
+            if quota == 0:
+                continue
+            round_size = max(1, math.ceil((len(members) - quota) / p.decision_rounds))
+            mask[members] = greedy_set_aware_prune(
+                bank[members], ctx.labels[members], eps, keep=quota, round_size=round_size, seed=ctx.seed, prune_first=scores[members]
+            ).numpy()
+        return np.flatnonzero(mask)
 
     def _initial_state(self, ctx: SelectionContext, preset) -> tuple[torch.nn.Module, dict[str, Any]]:
         from ..train import build_for
