@@ -135,14 +135,22 @@ def with_duplicates(data, share: float, seed: int):
     return replace(data, name=f"{data.name}+dup{share}", train=train), pairs
 
 
-REDUNDANCY_RUNS = (
+COMPARED_RUNS = (
     ("rl-selector", "rl-selector", {"preset": "cpu"}),
     ("rl-selector, set-aware decision", "rl-selector", {"preset": "cpu", "decision": "set-aware"}),
     ("cover-static", "cover-static", {"preset": "cpu"}),
     ("cover-static, set-aware", "cover-static", {"preset": "cpu", "set_aware": True}),
     ("random", "random", {}),
 )
-"""(row label, method, parameters) of the redundancy benchmark."""
+"""(row label, method, parameters) compared by the redundancy and quality benchmarks."""
+
+
+def _chosen_runs(labels: list[str] | None) -> list[tuple[str, str, dict]]:
+    runs = [run for run in COMPARED_RUNS if labels is None or run[0] in labels]
+    unknown = set(labels or []) - {run[0] for run in COMPARED_RUNS}
+    if unknown:
+        raise SystemExit(f"unknown --runs {sorted(unknown)}; choose from {[run[0] for run in COMPARED_RUNS]}")
+    return runs
 
 
 def redundancy(args) -> None:
@@ -150,8 +158,8 @@ def redundancy(args) -> None:
     data, pairs = with_duplicates(base, 0.2, seed=0)
     ratio = 1 / 1.2
     rows = []
-    for label, method, params in REDUNDANCY_RUNS:
-        sel = select(data, method, ratio, 0, progress=False, **params)
+    for label, method, params in _chosen_runs(args.runs):
+        sel = select(data, method, ratio, 0, progress=False, cache_dir=args.cache, **params)
         kept = sel.mask
         pruned_member = float((~kept[pairs[:, 0]] | ~kept[pairs[:, 1]]).mean())
         pruned_both = float((~kept[pairs[:, 0]] & ~kept[pairs[:, 1]]).mean())
@@ -168,27 +176,27 @@ def quality(args) -> None:
     data = load_dataset("fashion-mnist", limit=args.limit, seed=0)
     preset = get_preset("cpu")
     recipe = replace(preset.train, epochs=args.eval_epochs)
+    runs = _chosen_runs(args.runs)
     results: dict[tuple[str, float], list[float]] = {}
     natural: dict[float, list[float]] = {}
     for ratio in args.ratios:
         for seed in args.seeds:
-            for method in ("rl-selector", "cover-static", "random"):
-                params = {"preset": "cpu"} if method != "random" else {}
-                sel = select(data, method, ratio, seed, progress=False, **params)
-                if method == "rl-selector":
+            for label, method, params in runs:
+                sel = select(data, method, ratio, seed, progress=False, cache_dir=args.cache, **params)
+                if label == "rl-selector":
                     natural.setdefault(ratio, []).append(sel.manifest["natural_ratio"])
                 _, result = train_model(sel.subset(data), model=preset.model, width=preset.width, config=replace(recipe, seed=seed), progress=False)
-                results.setdefault((method, ratio), []).append(result.top1)
-                print(f"ratio {ratio} seed {seed} {method}: top-1 {result.top1:.2f}" + (f" natural {natural[ratio][-1]:.3f}" if method == "rl-selector" else ""), flush=True)
+                results.setdefault((label, ratio), []).append(result.top1)
+                print(f"ratio {ratio} seed {seed} {label}: top-1 {result.top1:.2f}" + (f" natural {natural[ratio][-1]:.3f}" if label == "rl-selector" else ""), flush=True)
     print(f"\nfashion-mnist, {len(data):,} training images (stratified), selection preset cpu; evaluation ResNet-18 w16 "
           f"{args.eval_epochs} epochs; final-epoch test top-1 %, mean ± std over seeds {args.seeds}; {machine()}\n")
     print("| method | " + " | ".join(f"{int(100 * r)} %" for r in args.ratios) + " |")
     print("|---|" + "---:|" * len(args.ratios))
-    for method in ("rl-selector", "cover-static", "random"):
-        cells = [results[(method, r)] for r in args.ratios]
-        print(f"| {method} | " + " | ".join(f"{np.mean(c):.2f} ± {np.std(c, ddof=1) if len(c) > 1 else 0:.2f}" for c in cells) + " |")
+    for label, _, _ in runs:
+        cells = [results[(label, r)] for r in args.ratios]
+        print(f"| {label} | " + " | ".join(f"{np.mean(c):.2f} ± {np.std(c, ddof=1) if len(c) > 1 else 0:.2f}" for c in cells) + " |")
     print("\nRL-Selector natural ratio (before band enforcement), per seed:\n")
-    for ratio in args.ratios:
+    for ratio in natural:
         inside = sum(abs(v - ratio) <= 0.01 for v in natural[ratio])
         print(f"- {ratio}: " + ", ".join(f"{v:.3f}" for v in natural[ratio]) + f" ({inside}/{len(natural[ratio])} inside ±1 %)")
 
@@ -252,6 +260,11 @@ def transfer(args) -> None:
               f"{np.mean(row['transfer_s']) / np.mean(row['full_s']):.3f} | {np.mean(row['overlap']):.3f} | {pm(row['full'])} | {pm(row['transfer'])} |")
 
 
+def _add_run_choice(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", nargs="+", help=f"rows to compare (default all): {', '.join(repr(r[0]) for r in COMPARED_RUNS)}")
+    parser.add_argument("--cache", help="cache directory for the target network's features (cover-static trains it once per seed)")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "cover-child":
         cover_child(int(sys.argv[2]), int(sys.argv[3]))
@@ -272,11 +285,13 @@ def main() -> None:
     p.add_argument("--classes", type=int, default=10)
     p = sub.add_parser("redundancy")
     p.add_argument("--limit", type=int, default=10000)
+    _add_run_choice(p)
     p = sub.add_parser("quality")
     p.add_argument("--limit", type=int, default=10000)
     p.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5, 0.7])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--eval-epochs", type=int, default=5)
+    _add_run_choice(p)
     p = sub.add_parser("convergence")
     p.add_argument("--limit", type=int, default=10000)
     p.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.9])
