@@ -9,10 +9,11 @@ high C meaning redundant (prune first). The set-aware variant counts only neighb
 kept, ``C_i(s) = Σ_{j≠i} s_j · 1(D_ij ≤ ε^k) / (n_k − 1)``.
 
 Distances are computed per class in row blocks and reduced into counts at once: memory is
-O(block · n_k), never an n_k × n_k matrix. Every block works in float64 on class-centred features
-(centring keeps the expanded-norm formula ‖a‖² + ‖b‖² − 2a·b free of cancellation), and a pair counts
-as covered when ``D² ≤ ε² + TIE_RTOL · (‖a‖² + ‖b‖²)``: a pair at exactly ε is covered whatever
-rounding the block shape produced, and the result does not depend on the block size.
+O(block · n_k) with at most ``BLOCK_VALUES`` values per block, never an n_k × n_k matrix. Every
+block works in float64 on class-centred features (centring keeps the expanded-norm formula
+‖a‖² + ‖b‖² − 2a·b free of cancellation), and a pair counts as covered when
+``D² ≤ ε² + TIE_RTOL · (‖a‖² + ‖b‖²)``: a pair at exactly ε is covered whatever rounding the block
+shape produced, and the result does not depend on the block size.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ from .errors import InputError
 EpsilonRule = Literal["mean", "quantile", "median", "nn-median"]
 
 DEFAULT_BLOCK_SIZE = 1024
-"""Rows of a distance block; a block holds ``block_size × n_k`` float64 values (40 MB at 1024 × 5000)."""
+"""Rows of a distance block (at most; see ``BLOCK_VALUES``); tiles of the ε pass are block × block."""
+
+BLOCK_VALUES = 1 << 23
+"""Cap on the float64 values of one block × n_k slab of the degree pass (64 MB): large classes get
+fewer rows per block, so the peak memory stays O(n_k) with a small constant."""
 
 TIE_RTOL = 1e-11
 """Relative slack (of the squared norms) under which a pair counts as lying exactly at ε.
@@ -274,13 +279,14 @@ def _count_within(
     nearest_row = torch.full((n,), -1, dtype=torch.long)
     if len(kept_rows) == 0:
         return counts, nearest, nearest_row
-    for start in range(0, n, block_size):
-        stop = min(n, start + block_size)
+    rows = min(block_size, max(1, BLOCK_VALUES // len(kept_rows)))
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
         squared = left[start:stop] @ right.T
         own = column_of[start:stop]
         is_kept = own >= 0
         squared[is_kept.nonzero().squeeze(1), own[is_kept]] = math.inf  # a sample does not cover itself
-        counts[start:stop] = (squared <= eps * eps).sum(1, dtype=torch.float64)
+        counts[start:stop] = (squared <= eps * eps).sum(1).to(torch.float64)
         values, columns = squared.min(1)
         nearest[start:stop] = values.clamp_min_(0.0)
         nearest_row[start:stop] = torch.where(torch.isfinite(values), kept_rows[columns], -1)
