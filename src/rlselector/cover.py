@@ -280,13 +280,14 @@ def _count_within(
     if len(kept_rows) == 0:
         return counts, nearest, nearest_row
     rows = min(block_size, max(1, BLOCK_VALUES // len(kept_rows)))
+    slab, within = _Scratch(rows * len(kept_rows), torch.float64), _Scratch(rows * len(kept_rows), torch.bool)
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        squared = left[start:stop] @ right.T
+        squared = torch.matmul(left[start:stop], right.T, out=slab.take(stop - start, len(kept_rows)))
         own = column_of[start:stop]
         is_kept = own >= 0
         squared[is_kept.nonzero().squeeze(1), own[is_kept]] = math.inf  # a sample does not cover itself
-        counts[start:stop] = (squared <= eps * eps).sum(1).to(torch.float64)
+        counts[start:stop] = torch.le(squared, eps * eps, out=within.take(*squared.shape)).sum(1).to(torch.float64)
         values, columns = squared.min(1)
         nearest[start:stop] = values.clamp_min_(0.0)
         nearest_row[start:stop] = torch.where(torch.isfinite(values), kept_rows[columns], -1)
@@ -298,12 +299,47 @@ def _upper_squared_distances(features: torch.Tensor, block_size: int) -> Iterato
     tile holds twice or with itself; every comparison with NaN is false)."""
     n = features.shape[0]
     left, right = _distance_factors(features)
+    side = min(block_size, n)
+    buffer, lower = _Scratch(side * side, torch.float64), torch.ones(side, side, dtype=torch.bool).tril_()
     for row in range(0, n, block_size):
         for column in range(row, n, block_size):
-            tile = (left[row : row + block_size] @ right[column : column + block_size].T).clamp_min_(0.0)
+            rows, columns = left[row : row + block_size], right[column : column + block_size]
+            tile = torch.matmul(rows, columns.T, out=buffer.take(len(rows), len(columns))).clamp_min_(0.0)
             if column == row:
-                tile.masked_fill_(torch.ones_like(tile, dtype=torch.bool).tril_(), math.nan)
-            yield tile
+                tile.masked_fill_(lower[: len(rows), : len(columns)], math.nan)
+            yield tile  # valid until the next tile: the buffer is reused
+
+
+class _Store:
+    """A float64 vector filled piece by piece into one buffer that doubles when full."""
+
+    def __init__(self, capacity: int) -> None:
+        self.buffer = torch.empty(max(1, capacity), dtype=torch.float64)
+        self.size = 0
+
+    def append(self, piece: torch.Tensor) -> None:
+        end = self.size + piece.numel()
+        if end > self.buffer.numel():
+            grown = torch.empty(max(end, 2 * self.buffer.numel()), dtype=torch.float64)
+            grown[: self.size] = self.buffer[: self.size]
+            self.buffer = grown
+        self.buffer[self.size : end] = piece
+        self.size = end
+
+    def values(self) -> torch.Tensor:
+        return self.buffer[: self.size]
+
+
+class _Scratch:
+    """One flat buffer handed out as contiguous (rows × columns) views: block after block reuses the
+    same memory instead of allocating anew, which otherwise fragments the heap and lets the resident
+    size grow far beyond one block."""
+
+    def __init__(self, size: int, dtype: torch.dtype) -> None:
+        self.flat = torch.empty(size, dtype=dtype)
+
+    def take(self, rows: int, columns: int) -> torch.Tensor:
+        return self.flat[: rows * columns].view(rows, columns)
 
 
 def _mean_pair_distance(features: torch.Tensor, block_size: int) -> float:
@@ -331,11 +367,18 @@ def _pair_distance_quantile(
                 low = float(pivot[int((q - margin) * pivot_pairs)])
             if q + margin < 1:
                 high = float(pivot[min(pivot_pairs - 1, math.ceil((q + margin) * pivot_pairs))])
-        below, window = 0, []
+        below = 0
+        side = min(block_size, n)
+        mask, upper = _Scratch(side * side, torch.bool), _Scratch(side * side, torch.bool)
+        # The bracket's pairs go into one preallocated store (sized from the sample, grown if needed):
+        # thousands of small per-tile pieces would fragment the heap.
+        share = 1.0 if pivot is None else min(1.0, 3.0 * margin)
+        window = _Store(int(share * pairs) + side * side)
         for tile in _upper_squared_distances(features, block_size):
-            below += int((tile < low).sum())
-            window.append(tile[(tile >= low) & (tile <= high)])
-        inside = torch.cat(window)
+            below += int(torch.lt(tile, low, out=mask.take(*tile.shape)).sum())
+            inside = torch.ge(tile, low, out=mask.take(*tile.shape)).logical_and_(torch.le(tile, high, out=upper.take(*tile.shape)))
+            window.append(tile[inside])
+        inside = window.values()
         if below < rank <= below + inside.numel():
             return math.sqrt(float(torch.kthvalue(inside, rank - below).values))
         margin *= 4.0  # the sample missed the quantile (rare): widen the bracket and count again
