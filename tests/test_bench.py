@@ -199,8 +199,16 @@ def test_report_tables_from_hand_made_cells(tmp_path):
     cells += [_hand_cell("full-data", 1.0, s, v, kind="full") for s, v in enumerate([95.0, 96.0, 97.0])]
     for c in cells:
         (tmp_path / "cells" / f"{c['key']}.json").write_text(json.dumps(c))
+    natural = {0.3: [0.305, 0.312, 0.298], 0.5: [0.5, 0.492, 0.511]}  # RL-Selector's manifests: 4 of 6 inside ±0.01
+    for c in cells:
+        if c["method"] == "rl-selector":
+            (tmp_path / c["selection"]["dir"]).mkdir(parents=True)
+            (tmp_path / c["selection"]["dir"] / "selection.json").write_text(json.dumps({"natural_ratio": natural[c["ratio"]][c["seed"]]}))
     paths = write_report(tmp_path)
     md = paths["markdown"].read_text()
+    natural_table = md[md.index("#### natural kept share"):].split("\n\n")[1].splitlines()
+    assert natural_table[2] == "| rl-selector | 0.305 ± 0.007 | 0.501 ± 0.010 |"
+    assert "Runs ending inside the ±1-point band without enforcement: rl-selector: 4 of 6." in md
     table = md[md.index("#### test top-1"):].split("\n\n")[1]
     rows = {line.split("|")[1].strip(): [x.strip() for x in line.split("|")[2:-1]] for line in table.splitlines()[2:]}
     # mean ± sample std by hand; best per column bold; * = Welch p < 0.05 against random

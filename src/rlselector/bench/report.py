@@ -28,6 +28,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import atomic_write_bytes
+from ..selection.api import BAND
+from ..selection.format import MANIFEST
 from .config import ALL_METHODS
 from .runner import ANALYSIS, CELLS, FULL, SCRATCH
 from .stats import ALPHA, BASELINE, TEST_NAME, Table, build_table, mean_std
@@ -268,10 +270,33 @@ class Report:
                 elif path.suffix in DIAGNOSTIC_LOG_SUFFIXES and "diag" in path.name.lower():
                     lines = path.read_text(errors="replace").splitlines()
                     found.append(Pre(name, "\n".join((["..."] if len(lines) > 40 else []) + lines[-40:])))
-        if found:
+        natural = self._natural_ratios(main)
+        if found or natural:
             self.add(Heading(2, "Method diagnostics (from the selection directories, first seed)"))
-            for block in found:
-                self.add(block)
+        if natural:
+            self.add(self._table(natural, title="natural kept share before band enforcement", mark_best=False, test=False,
+                                 value=lambda r: r["natural_ratio"], column=lambda r: r["ratio"], column_label=_pct, fmt="{:.3f}"))
+            inside = defaultdict(lambda: [0, 0])
+            for r in natural:
+                inside[r["method"]][0] += abs(r["natural_ratio"] - r["ratio"]) <= BAND
+                inside[r["method"]][1] += 1
+            self.add(Text("Runs ending inside the ±1-point band without enforcement: "
+                          + "; ".join(f"{method}: {k} of {n}" for method, (k, n) in inside.items()) + "."))
+        for block in found:
+            self.add(block)
+
+    def _natural_ratios(self, main: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Eval records (one per selection) whose selection manifest states a natural kept share."""
+        rows, seen = [], set()
+        for r in main:
+            if r["kind"] != "eval" or r["selection"]["dir"] in seen:
+                continue
+            seen.add(r["selection"]["dir"])
+            manifest = self.results / r["selection"]["dir"] / MANIFEST
+            natural = _read_json(manifest).get("natural_ratio") if manifest.is_file() else None
+            if natural is not None:
+                rows.append({**r, "natural_ratio": natural})
+        return rows
 
     def _table(self, records: list[dict[str, Any]], *, title: str, value: Callable, column: Callable, **options: Any) -> Table:
         return build_table(records, title=title, row=lambda r: r["method"], column=column, value=value,
