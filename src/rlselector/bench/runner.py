@@ -334,7 +334,7 @@ class GridRunner:
         return sel, cost, folder
 
     def _cost(self, sel: Selection, dataset: Dataset, seed: int) -> dict[str, Any]:
-        """Selection cost in seconds: the method's own time plus its proxy training.
+        """Selection cost in seconds: the method's own time (with any cached stage it reused) plus its proxy training.
 
         The proxy run is shared by every score-based method of a (data, seed); a method that found
         it cached is charged the run's stored training time, so each method's cost is what it
@@ -342,6 +342,7 @@ class GridRunner:
         """
         timings = sel.manifest.get("timings", {})
         own, proxy = float(timings.get("selection_s", 0.0)), float(timings.get("proxy_s", 0.0))
+        own += float(timings.get("reused_s", 0.0))  # a stage read from a cache (target, encoder) costs what training it did
         shared = 0.0
         if timings.get("proxy_cached"):
             from ..selection.proxy import run_proxy

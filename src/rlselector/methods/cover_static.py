@@ -56,7 +56,7 @@ class CoverStatic(SelectionMethod):
         cached = _features_cache_path(ctx, preset, recipe) if ctx.cache_dir is not None else None
         if cached is not None and cached.exists():
             stored = np.load(cached)
-            ctx.timings["target_s"] = float(stored["seconds"])  # charged as if trained: the cost of this selection alone
+            ctx.timings["reused_s"] = float(stored["seconds"])  # charged to the cost as if trained: this selection alone
             return stored["features"]
         model, result = train_target(ctx.dataset, preset, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress)
         ctx.timings["target_s"] = result.seconds

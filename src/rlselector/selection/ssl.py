@@ -37,7 +37,7 @@ from torch import nn
 from ..data.base import Dataset
 from ..data.transforms import normalize, random_crop, random_hflip, to_float
 from ..errors import InputError
-from ..io import atomic_write
+from ..io import atomic_save_npz
 from .progress import step_progress
 
 log = logging.getLogger(__name__)
@@ -169,18 +169,20 @@ def ssl_embeddings(
     progress: bool = True,
     cache_dir: Path | None = None,
 ) -> tuple[np.ndarray, float, bool]:
-    """``(embeddings, seconds, cached)``: train (or reuse from ``cache_dir``) and embed."""
+    """``(embeddings, seconds, cached)``: train (or reuse from ``cache_dir``) and embed; ``seconds`` is
+    the training time, the stored one when ``cached``."""
     config.validate()
     path = None
     if cache_dir is not None:
         digest = dataset.fingerprint.split(":")[-1][:16]
-        path = Path(cache_dir) / "ssl" / f"{digest}-{config.key()}-seed{seed}.npy"
+        path = Path(cache_dir) / "ssl" / f"{digest}-{config.key()}-seed{seed}.npz"
         if path.exists():
-            return np.load(path), 0.0, True
+            stored = np.load(path)
+            return stored["features"], float(stored["seconds"]), True
     started = time.perf_counter()
     encoder = train_encoder(dataset, config, seed=seed, progress=progress)
     features = embed(encoder, dataset)
     seconds = time.perf_counter() - started
     if path is not None:
-        atomic_write(path, lambda handle: np.save(handle, features))
+        atomic_save_npz(path, features=features, seconds=np.float64(seconds))
     return features, seconds, False
