@@ -185,7 +185,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "cpu-full": {
         "summary": "Fashion-MNIST 8,000 train / 10,000 test, every method, 30/50/70/90 %, 3 seeds, ResNet-18 w8 5 epochs "
-                   "(≈ 3 h on 2 idle cores by estimate; resumable: run it again to continue)",
+                   "(resumable: run it again to continue; measured 2 h on 2 cores split by seed into parallel runs, see BENCHMARKS.md)",
         **_CPU_GRID, "methods": list(ALL_METHODS), "ratios": [0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2],
         "analysis": {"max_samples": 4000, "tsne": {"method": "rl-selector", "ratio": 0.9, "samples": 2000}},
     },
