@@ -296,3 +296,10 @@ def test_test_split_limit_is_stratified_and_seeded(digits):
     assert np.bincount(small.test.label_array, minlength=10).min() >= 9  # every class, in proportion
     assert np.array_equal(small.test.label_array, limit_test(digits, 100, seed=0).test.label_array)
     assert limit_test(digits, 10_000, seed=0) is digits
+
+
+@pytest.mark.parametrize("grid", sorted((Path(__file__).parent.parent / "benchmarks" / "grids").glob("*.yaml")), ids=lambda p: p.name)
+def test_recorded_grid_files_still_load(grid):
+    """The grid files BENCHMARKS.md cites are valid against today's schema and method registry."""
+    config = load_bench_config(path=grid)
+    assert config.data == "fashion-mnist" and config.limit == 8000 and config.seeds
