@@ -41,8 +41,10 @@ import numpy as np
 import torch
 
 from rlselector import load_dataset, select
+from rlselector.bench.stats import mean_std
 from rlselector.data.base import Split
 from rlselector.presets import get_preset
+from rlselector.selection.api import BAND
 from rlselector.train import train_model
 
 
@@ -172,10 +174,21 @@ def redundancy(args) -> None:
         print(f"| {label} | {achieved:.3f} | {100 * member:.1f} % | {100 * both:.1f} % |")
 
 
+def evaluate_subset(data, selection, epochs: int, seed: int) -> float:
+    """Final-epoch test top-1 of the ``cpu`` preset's network trained from scratch on the kept samples."""
+    preset = get_preset("cpu")
+    config = replace(preset.train, epochs=epochs, seed=seed)
+    _, result = train_model(selection.subset(data), model=preset.model, width=preset.width, config=config, progress=False)
+    return result.top1
+
+
+def plus_minus(values: list[float]) -> str:
+    mean, std = mean_std(values)
+    return f"{mean:.2f} ± {std:.2f}"
+
+
 def quality(args) -> None:
     data = load_dataset("fashion-mnist", limit=args.limit, seed=0)
-    preset = get_preset("cpu")
-    recipe = replace(preset.train, epochs=args.eval_epochs)
     runs = _chosen_runs(args.runs)
     results: dict[tuple[str, float], list[float]] = {}
     natural: dict[float, list[float]] = {}
@@ -185,19 +198,18 @@ def quality(args) -> None:
                 sel = select(data, method, ratio, seed, progress=False, cache_dir=args.cache, **params)
                 if label == "rl-selector":
                     natural.setdefault(ratio, []).append(sel.manifest["natural_ratio"])
-                _, result = train_model(sel.subset(data), model=preset.model, width=preset.width, config=replace(recipe, seed=seed), progress=False)
-                results.setdefault((label, ratio), []).append(result.top1)
-                print(f"ratio {ratio} seed {seed} {label}: top-1 {result.top1:.2f}" + (f" natural {natural[ratio][-1]:.3f}" if label == "rl-selector" else ""), flush=True)
+                results.setdefault((label, ratio), []).append(evaluate_subset(data, sel, args.eval_epochs, seed))
+                print(f"ratio {ratio} seed {seed} {label}: top-1 {results[(label, ratio)][-1]:.2f}" + (f" natural {natural[ratio][-1]:.3f}" if label == "rl-selector" else ""), flush=True)
     print(f"\nfashion-mnist, {len(data):,} training images (stratified), selection preset cpu; evaluation ResNet-18 w16 "
           f"{args.eval_epochs} epochs; final-epoch test top-1 %, mean ± std over seeds {args.seeds}; {machine()}\n")
     print("| method | " + " | ".join(f"{int(100 * r)} %" for r in args.ratios) + " |")
     print("|---|" + "---:|" * len(args.ratios))
     for label, _, _ in runs:
         cells = [results[(label, r)] for r in args.ratios]
-        print(f"| {label} | " + " | ".join(f"{np.mean(c):.2f} ± {np.std(c, ddof=1) if len(c) > 1 else 0:.2f}" for c in cells) + " |")
+        print(f"| {label} | " + " | ".join(plus_minus(c) for c in cells) + " |")
     print("\nRL-Selector natural ratio (before band enforcement), per seed:\n")
     for ratio in natural:
-        inside = sum(abs(v - ratio) <= 0.01 for v in natural[ratio])
+        inside = sum(abs(v - ratio) <= BAND for v in natural[ratio])
         print(f"- {ratio}: " + ", ".join(f"{v:.3f}" for v in natural[ratio]) + f" ({inside}/{len(natural[ratio])} inside ±1 %)")
 
 
@@ -215,18 +227,12 @@ def convergence(args) -> None:
     print("| ratio | natural ratio per seed | inside ±1 % |")
     print("|---:|---|---:|")
     for ratio, naturals in rows:
-        print(f"| {ratio} | " + ", ".join(f"{v:.3f}" for v in naturals) + f" | {sum(abs(v - ratio) <= 0.01 for v in naturals)}/{len(naturals)} |")
+        print(f"| {ratio} | " + ", ".join(f"{v:.3f}" for v in naturals) + f" | {sum(abs(v - ratio) <= BAND for v in naturals)}/{len(naturals)} |")
 
 
 def transfer(args) -> None:
     data = load_dataset("fashion-mnist", limit=args.limit, seed=0)
     preset = get_preset("cpu")
-    recipe = replace(preset.train, epochs=args.eval_epochs)
-
-    def evaluate(selection, seed: int) -> float:
-        _, result = train_model(selection.subset(data), model=preset.model, width=preset.width, config=replace(recipe, seed=seed), progress=False)
-        return result.top1
-
     rows: dict[float, dict[str, list[float]]] = {r: {"full_s": [], "transfer_s": [], "overlap": [], "full": [], "transfer": []} for r in args.ratios}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
@@ -243,21 +249,17 @@ def transfer(args) -> None:
                 row["full_s"].append(full_s)
                 row["transfer_s"].append(transfer_s)
                 row["overlap"].append(float((full.mask & moved.mask).sum() / max(1, full.mask.sum())))
-                row["full"].append(evaluate(full, seed))
-                row["transfer"].append(evaluate(moved, seed))
+                row["full"].append(evaluate_subset(data, full, args.eval_epochs, seed))
+                row["transfer"].append(evaluate_subset(data, moved, args.eval_epochs, seed))
                 print(f"seed {seed} ratio {ratio}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in row.items()), flush=True)
     print(f"\nfashion-mnist, {len(data):,} images; source selection rl-selector {args.source} (preset cpu, "
           f"{preset.train.epochs} epochs), fine-tuned with init_from (preset default epochs); evaluation ResNet-18 "
           f"w{preset.width} {args.eval_epochs} epochs, final-epoch test top-1 %, mean ± std over seeds {args.seeds}; {machine()}\n")
     print("| ratio | full selection CPU s | transfer CPU s | cost ratio | kept-set overlap | top-1 full selection | top-1 transfer |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
-
-    def pm(values: list[float]) -> str:
-        return f"{np.mean(values):.2f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.2f}"
-
     for ratio, row in rows.items():
         print(f"| {ratio} | {np.mean(row['full_s']):.1f} | {np.mean(row['transfer_s']):.1f} | "
-              f"{np.mean(row['transfer_s']) / np.mean(row['full_s']):.3f} | {np.mean(row['overlap']):.3f} | {pm(row['full'])} | {pm(row['transfer'])} |")
+              f"{np.mean(row['transfer_s']) / np.mean(row['full_s']):.3f} | {np.mean(row['overlap']):.3f} | {plus_minus(row['full'])} | {plus_minus(row['transfer'])} |")
 
 
 def _add_run_choice(parser: argparse.ArgumentParser) -> None:

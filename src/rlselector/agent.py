@@ -346,7 +346,9 @@ class SelectorAgent:
         return torch.sigmoid(self._logits(network, states))
 
     def _logits(self, network: nn.Module, states: torch.Tensor) -> torch.Tensor:
-        output = network(states).squeeze(1)
+        return self._logits_of(network(states).squeeze(1))
+
+    def _logits_of(self, output: torch.Tensor) -> torch.Tensor:
         if self.config.policy == "gaussian-literal":
             return output
         price = 0.0 if self.config.ratio_control == "penalty" else self.multiplier
@@ -454,8 +456,8 @@ class SelectorAgent:
                 raise InputError("SelectorAgent.step: ratio_feedback='reference' needs reference_states")
             states = self._prepared(reference_states)
         with torch.no_grad():
-            share = float((self._logits(self.decision_actor, states) >= 0).float().mean())
             outputs = self.decision_actor(states).squeeze(1)
+            share = float((self._logits_of(outputs) >= 0).float().mean())
         kept = min(outputs.numel(), max(1, round(self.target_ratio * outputs.numel())))
         return share, float(torch.kthvalue(outputs, outputs.numel() - kept + 1).values)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ import torch
 from .errors import InputError
 
 EpsilonRule = Literal["mean", "quantile", "median", "nn-median"]
+EPSILON_RULES: tuple[str, ...] = get_args(EpsilonRule)
 
 DEFAULT_BLOCK_SIZE = 1024
 """Rows of a distance block (at most; see ``BLOCK_VALUES``); tiles of the ε pass are block × block."""
@@ -86,7 +87,7 @@ def epsilon(
     the rare case it missed). The sample only decides the memory used, never the answer.
     """
     features, labels = _validated(features, labels)
-    if rule not in ("mean", "quantile", "median", "nn-median"):
+    if rule not in EPSILON_RULES:
         raise InputError(f"epsilon: unknown rule {rule!r}; use 'mean', 'quantile', 'median' or 'nn-median'")
     if rule == "median":
         rule, quantile = "quantile", 0.5
@@ -360,6 +361,8 @@ def _pair_distance_quantile(
         second = (first + torch.randint(1, n, (pivot_pairs,), generator=generator)) % n
         pivot = (features[first] - features[second]).pow(2).sum(1).sort().values
     margin = 6.0 * math.sqrt(q * (1.0 - q) / pivot_pairs) + 2.0 / pivot_pairs
+    side = min(block_size, n)
+    mask, upper = _Scratch(side * side, torch.bool), _Scratch(side * side, torch.bool)
     while True:
         low, high = -math.inf, math.inf  # squared distances
         if pivot is not None:
@@ -368,8 +371,6 @@ def _pair_distance_quantile(
             if q + margin < 1:
                 high = float(pivot[min(pivot_pairs - 1, math.ceil((q + margin) * pivot_pairs))])
         below = 0
-        side = min(block_size, n)
-        mask, upper = _Scratch(side * side, torch.bool), _Scratch(side * side, torch.bool)
         # The bracket's pairs go into one preallocated store (sized from the sample, grown if needed):
         # thousands of small per-tile pieces would fragment the heap.
         share = 1.0 if pivot is None else min(1.0, 3.0 * margin)

@@ -9,6 +9,7 @@ that loads images on demand (anything indexable by an index tensor that returns 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Protocol, Sequence
@@ -99,6 +100,11 @@ class Dataset:
         return np.bincount(self.train.label_array, minlength=self.num_classes)
 
     # --- identity ---------------------------------------------------------------------
+    @property
+    def file_slug(self) -> str:
+        """The name reduced to characters safe in a file name (cache files carry it for readers)."""
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name).strip("_") or "data"
+
     @cached_property
     def fingerprint(self) -> str:
         """``sha256:`` of the training images and labels: two datasets with the same content

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -92,7 +91,6 @@ class CoverStatic(SelectionMethod):
 def _features_cache_path(ctx: SelectionContext, preset: Preset, recipe: TrainConfig) -> Path:
     """``target-features-<dataset>-<preset>-seed<seed>-<key>.npz``, keyed by the data's fingerprint,
     the target model and the full recipe."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", ctx.dataset.name).strip("_") or "data"
     identity = [ctx.dataset.fingerprint, preset.name, preset.model, preset.width, asdict(recipe)]
     key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
-    return Path(ctx.cache_dir) / f"target-features-{slug}-{preset.name}-seed{ctx.seed}-{key[:16]}.npz"
+    return Path(ctx.cache_dir) / f"target-features-{ctx.dataset.file_slug}-{preset.name}-seed{ctx.seed}-{key[:16]}.npz"

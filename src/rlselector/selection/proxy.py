@@ -480,9 +480,8 @@ def _make_recorder(n: int, epochs: int, record_epochs: Iterable[int], eval_batch
 # --------------------------------------------------------------------------------------------
 def cache_path(cache_dir: str | Path, dataset: Dataset, config: ProxyConfig, seed: int) -> Path:
     """``proxy-<dataset>-<model>-w<width>-e<epochs>-seed<seed>-<key[:16]>.npz`` in ``cache_dir``."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset.name).strip("_") or "data"
     key = config.key(dataset, seed)
-    return Path(cache_dir) / f"proxy-{slug}-{config.model}-w{config.width}-e{config.recipe.epochs}-seed{seed}-{key[:16]}.npz"
+    return Path(cache_dir) / f"proxy-{dataset.file_slug}-{config.model}-w{config.width}-e{config.recipe.epochs}-seed{seed}-{key[:16]}.npz"
 
 
 def clear_memory_cache() -> None:

@@ -12,6 +12,7 @@ from typing import Sequence
 
 from torch import nn
 
+from ..cover import EPSILON_RULES
 from ..data.base import Dataset
 from ..errors import InputError
 from ..presets import Preset, get_preset
@@ -28,9 +29,6 @@ def target_recipe(preset: str, epochs: int | None, seed: int) -> tuple[Preset, T
         raise InputError(f"epochs must be at least 1, got {epochs}")
     recipe = replace(chosen.train, seed=seed, epochs=epochs if epochs is not None else chosen.train.epochs)
     return chosen, recipe
-
-
-EPSILON_RULES = ("quantile", "mean", "median", "nn-median")
 
 
 def check_cover_inputs(method: str, dataset: Dataset, preset: str, epochs: int | None, seed: int,
