@@ -139,6 +139,7 @@ def with_duplicates(data, share: float, seed: int):
 
 COMPARED_RUNS = (
     ("rl-selector", "rl-selector", {"preset": "cpu"}),
+    ("rl-selector, threshold decision", "rl-selector", {"preset": "cpu", "decision": "threshold"}),
     ("rl-selector, set-aware decision", "rl-selector", {"preset": "cpu", "decision": "set-aware"}),
     ("cover-static", "cover-static", {"preset": "cpu"}),
     ("cover-static, set-aware", "cover-static", {"preset": "cpu", "set_aware": True}),

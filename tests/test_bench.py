@@ -288,6 +288,22 @@ def test_noise_and_transfer_cells(tmp_path):
     assert re.search(r"flipped labels among the kept samples", page)
 
 
+def test_cell_keys_hash_the_parameters_with_their_defaults(digits):
+    """A grid that spells out a default and one that leaves it out are the same cells; a changed value
+    (or a changed default) is a new cell, never a stale stored one."""
+    from rlselector.bench.runner import GridRunner
+
+    def keys(method_params):
+        config = tiny_grid(methods=["el2n"], ratios=[0.5], seeds=[0], models=[{"name": "resnet18", "width": 4}],
+                           analysis=False, method_params=method_params)
+        return [c.key for c in GridRunner(config, Path("unused"), progress=False).plan(digits.limit(300, seed=0))]
+
+    implicit, explicit = keys({}), keys({"el2n": {"policy": "keep-highest"}})
+    assert implicit == explicit
+    changed = keys({"el2n": {"policy": "keep-lowest"}})
+    assert changed[0] == implicit[0] and changed[1] != implicit[1]  # the full-data cell is shared, the eval cell is not
+
+
 def test_test_split_limit_is_stratified_and_seeded(digits):
     from rlselector.bench.data import limit_test
 

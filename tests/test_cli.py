@@ -44,3 +44,19 @@ def test_bad_input_is_one_clear_line(tmp_path):
     assert not (tmp_path / "x").exists()
     result = runner.invoke(app, ["select", "--data", "digits", "--method", "random", "-p", "nonsense", "--out", str(tmp_path / "y")])
     assert result.exit_code == 2 and "KEY=VALUE" in result.output
+
+
+def test_quickstart_reuses_only_a_matching_selection(tmp_path):
+    """A finished quickstart is reused as is; asked for another ratio in the same --out it is refused
+    with the field and the fix, instead of silently reporting the old selection."""
+    args = ["quickstart", "--data", "digits", "--method", "random", "--ratio", "0.5", "--preset", "cpu-tiny", "--out", str(tmp_path), "--quiet"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    summary = json.loads((tmp_path / "quickstart.json").read_text())
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and json.loads((tmp_path / "quickstart.json").read_text()) == summary
+    other = runner.invoke(app, [*args[:6], "0.3", *args[7:]])
+    assert other.exit_code != 0
+    words = " ".join(other.output.split())  # the console wraps long lines
+    assert "selection-random/selection.json" in other.output.replace("\n", "")
+    assert "differs in ratio" in words and "another --out" in words

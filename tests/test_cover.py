@@ -177,6 +177,26 @@ def test_greedy_set_aware_prune_by_a_given_order(round_size):
         greedy_set_aware_prune(features, labels, 0.5, keep=3, round_size=1, prune_first=values[:4])
 
 
+def test_greedy_set_aware_prune_random_once_uncovered():
+    # Pairs (0, 1) and (2, 3) within ε = 0.5, three isolated samples 4, 5, 6; keep 2, one per round.
+    # Rounds 1-2 prune the lowest value among the covered: 0, then 2. Then nothing is covered and
+    # the three remaining prunes follow the seeded random order, not the values (which would keep 5, 6).
+    features = np.array([[0.0], [0.1], [5.0], [5.1], [10.0], [20.0], [30.0]])
+    labels = np.zeros(7, dtype=int)
+    values = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    by_value = greedy_set_aware_prune(features, labels, 0.5, keep=2, round_size=1, seed=0, prune_first=values)
+    assert by_value.nonzero().squeeze(1).tolist() == [5, 6]
+    kept = greedy_set_aware_prune(features, labels, 0.5, keep=2, round_size=1, seed=0, prune_first=values, random_uncovered=True)
+    rank = torch.randperm(7, generator=torch.Generator().manual_seed(0))  # the function's tie-break keys
+    expected = sorted(sorted([1, 3, 4, 5, 6], key=lambda i: int(rank[i]))[-2:])
+    assert kept.nonzero().squeeze(1).tolist() == expected == [3, 5]
+    # Without a given order, degree and closeness tie inside each pair, so the random keys prune 1 and 3
+    # first; then 6, 4 and 0 go in that same random order.
+    plain = greedy_set_aware_prune(features, labels, 0.5, keep=2, round_size=1, seed=0, random_uncovered=True)
+    assert rank.tolist() == [4, 0, 5, 3, 2, 6, 1]
+    assert plain.nonzero().squeeze(1).tolist() == [2, 5]
+
+
 @pytest.mark.parametrize(
     "features, labels, message",
     [

@@ -11,7 +11,7 @@ import pytest
 from method_contract import MethodContract
 from rlselector import load_dataset, load_selection, select
 from rlselector.errors import InputError
-from rlselector.methods.rl_selector import band_decision
+from rlselector.methods.rl_selector import band_decision, policy_sample
 
 
 def pixel_features(data):
@@ -47,6 +47,18 @@ class TestCoverStaticOnFeatures(MethodContract):
         return super().run(data, seed=seed, **kwargs)
 
 
+def test_policy_sample_draws_in_proportion_to_the_keep_probability():
+    # One draw: the chance of i is p_i / Σp = 0.1, 0.3, 0.6; over 20,000 seeded draws within 0.01.
+    rng = np.random.default_rng(0)
+    counts = np.bincount([policy_sample(np.array([0.1, 0.3, 0.6]), 1, rng)[0] for _ in range(20_000)], minlength=3)
+    assert np.allclose(counts / 20_000, [0.1, 0.3, 0.6], atol=0.01)
+    # Without replacement, a zero probability comes last; the same seed gives the same draw.
+    picked = policy_sample(np.array([0.0, 0.5, 0.2, 0.9]), 3, np.random.default_rng(1))
+    assert picked.tolist() == [1, 2, 3]
+    first = policy_sample(np.linspace(0.1, 0.9, 50), 20, np.random.default_rng(7))
+    assert np.array_equal(first, policy_sample(np.linspace(0.1, 0.9, 50), 20, np.random.default_rng(7)))
+
+
 def test_band_decision_by_hand():
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01])
     # 4 of 10 score ≥ 0.5: at ratio 0.4 that is inside the band, kept as decided
@@ -75,13 +87,31 @@ def test_cover_static_keeps_the_least_covered_by_hand():
     np.testing.assert_allclose(sel.raw_scores, [2 / 3, 2 / 3, 2 / 3, 0, 2 / 3, 2 / 3, 2 / 3, 0])
 
 
+def test_cover_static_random_uncovered_changes_only_the_uncovered_order(digits):
+    """Set-aware cover-static at 30 % of digits pixels: both orders keep the same count, but once no
+    kept neighbour covers the rest, the random order keeps a different set than closeness does."""
+    import torch
+    from rlselector.cover import cover, epsilon
+
+    x = pixel_features(digits)
+    runs = {flag: select(digits, "cover-static", 0.3, 0, features=x, set_aware=True, random_uncovered=flag, progress=False)
+            for flag in (False, True)}
+    assert len(runs[False].indices) == len(runs[True].indices)
+    assert not np.array_equal(runs[False].indices, runs[True].indices)
+    labels = digits.train.label_array
+    eps = epsilon(x, labels)
+    for sel in runs.values():  # the kept set still covers part of what it pruned (Lemma 2), never all of it at 30 %
+        covered = cover(x, labels, eps, kept=torch.from_numpy(sel.mask)).degree.numpy()[~sel.mask] > 0
+        assert 0.0 < covered.mean() < 1.0
+
+
 def test_agent_on_features_reaches_the_band_and_ranks_by_cover(digits):
     """On fixed pixel features the agent's natural ratio lands near the target and its kept set
     prefers the least covered samples far above chance (measured: see the assertion values)."""
     from rlselector.cover import cover, epsilon, redundancy_rank
 
     feats = pixel_features(digits)
-    sel = select(digits, "rl-selector", 0.5, 0, features=feats, epochs=12, progress=False)
+    sel = select(digits, "rl-selector", 0.5, 0, features=feats, epochs=12, decision="threshold", progress=False)
     assert abs(sel.manifest["natural_ratio"] - 0.5) <= 0.03
     rank = redundancy_rank(cover(feats, digits.train.label_array, epsilon(feats, digits.train.label_array))).numpy()
     least_covered = set(np.argsort(rank, kind="stable")[: len(sel.indices)])
@@ -105,17 +135,25 @@ def test_set_aware_decision_keeps_one_of_each_duplicate_pair(digits):
     data = replace(digits, name="digits+dup", train=Split(torch.cat([digits.train.images, noisy]), labels))
     pairs = np.stack([originals, len(digits) + np.arange(300)], 1)
     pruned_member, kept = {}, {}
-    for decision in ("threshold", "set-aware"):
-        sel = select(data, "rl-selector", 0.5, 0, features=pixel_features(data), epochs=6, decision=decision, progress=False)
-        assert sel.manifest["decision"] == decision
-        pruned_member[decision] = float((~sel.mask[pairs[:, 0]] | ~sel.mask[pairs[:, 1]]).mean())
-        kept[decision] = len(sel.indices)
-    assert kept["set-aware"] == kept["threshold"]
-    assert pruned_member["set-aware"] == 1.0
+    runs = {"threshold": {"decision": "threshold"}, "set-aware": {"decision": "set-aware"},
+            "set-aware, random uncovered": {"decision": "set-aware", "random_uncovered": True}, "sample": {"decision": "sample"}}
+    for name, params in runs.items():
+        sel = select(data, "rl-selector", 0.5, 0, features=pixel_features(data), epochs=6, progress=False, **params)
+        assert sel.manifest["decision"] == params["decision"]
+        pruned_member[name] = float((~sel.mask[pairs[:, 0]] | ~sel.mask[pairs[:, 1]]).mean())
+        kept[name] = len(sel.indices)
+    assert kept["set-aware"] == kept["set-aware, random uncovered"] == kept["sample"] == kept["threshold"]
+    # the pairs are covered, so they go before any random pruning of uncovered samples
+    assert pruned_member["set-aware"] == pruned_member["set-aware, random uncovered"] == 1.0
     assert pruned_member["threshold"] < 0.9
 
 
 def test_bad_inputs_refused_before_work(tmp_path, digits):
+    with pytest.raises(InputError, match="decision=set-aware"):
+        select(digits, "rl-selector", 0.5, 0, random_uncovered=True, out=tmp_path / "r", progress=False)
+    with pytest.raises(InputError, match="set_aware=true"):
+        select(digits, "cover-static", 0.5, 0, random_uncovered=True, out=tmp_path / "c", progress=False)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
     with pytest.raises(InputError, match="variant"):
         select(digits, "rl-selector", 0.5, 0, variant="nope", out=tmp_path / "a", progress=False)
     with pytest.raises(InputError, match="agent has no field"):

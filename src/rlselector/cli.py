@@ -198,6 +198,27 @@ def train(
         console.print(f"final-epoch test accuracy: top-1 {result.top1:.2f} %  top-5 {result.top5:.2f} %  ({len(dataset):,} training samples) → {out / 'result.json'}")
 
 
+def _reusable_selection(folder: Path, method: str, ratio: float, seed: int, dataset, params: dict[str, Any]):
+    """The finished selection in ``folder``, refused unless it answers this very request (method, ratio,
+    seed, data and every parameter with its default: a changed default must not reuse an old run)."""
+    import dataclasses
+    import json
+
+    from .selection import get_method, load_selection
+
+    stored = load_selection(folder)
+    wanted = json.loads(json.dumps(dataclasses.asdict(get_method(method).make_params(**params)), default=str))
+    found = stored.manifest.get("params", {})
+    differ = [field for field, same in (("method", stored.method == method), ("ratio", stored.manifest["ratio_requested"] == ratio),
+                                        ("seed", stored.manifest["seed"] == seed), ("dataset", stored.fingerprint == dataset.fingerprint))
+              if not same]
+    differ += [f"parameter {key}" for key in sorted(set(wanted) | set(found)) if wanted.get(key) != found.get(key)]
+    if differ:
+        raise InputError(f"{folder / 'selection.json'}: the finished selection there differs in {', '.join(differ)}; "
+                         f"choose another --out, or delete {folder} to select again")
+    return stored
+
+
 @app.command()
 def quickstart(
     data: DataOpt = "fashion-mnist",
@@ -224,9 +245,7 @@ def quickstart(
             sel_dir = out / f"selection-{name}"
             params = {"preset": preset} if name in ("rl-selector", "cover-static") else {}
             if (sel_dir / "selection.json").exists():
-                from .selection import load_selection
-
-                selections[name] = load_selection(sel_dir)
+                selections[name] = _reusable_selection(sel_dir, name, ratio, seed, dataset, params)
             else:
                 selections[name] = run_select(dataset, name, ratio, seed, out=sel_dir, resume=resume, progress=not quiet, cache_dir=out / "cache", **params)
         rows = []

@@ -190,6 +190,7 @@ def greedy_set_aware_prune(
     seed: int = 0,
     block_size: int = DEFAULT_BLOCK_SIZE,
     prune_first: torch.Tensor | np.ndarray | None = None,
+    random_uncovered: bool = False,
 ) -> torch.Tensor:
     """Bool mask of ``keep`` samples: prune the most covered in rounds, re-counting among the kept.
 
@@ -203,6 +204,11 @@ def greedy_set_aware_prune(
     ``prune_first`` (one value per sample, lower pruned sooner, e.g. a policy's keep score) replaces
     degree and closeness as the order among the samples some kept neighbour still covers; samples no
     kept neighbour covers come after all of those, in the same order.
+
+    ``random_uncovered`` prunes the samples no kept neighbour covers in the seeded random order
+    instead: once the redundancy is gone, nothing says which of the rest is superfluous, and a random
+    choice keeps the data's distribution where the closeness or score order would keep its outliers
+    (``docs/rl-selector.md``, low ratios).
     """
     features, labels = _validated(features, labels)
     n = features.shape[0]
@@ -221,13 +227,16 @@ def greedy_set_aware_prune(
         state = cover(features, labels, eps, kept=kept, block_size=block_size)
         candidates = kept.nonzero().squeeze(1)
         # Sort keys from least to most significant, each sort stable: random, then closeness, then degree.
-        order = candidates[torch.argsort(tie_break[candidates], stable=True)]
+        shuffled = candidates[torch.argsort(tie_break[candidates], stable=True)]
+        order = shuffled
         if prune_first is None:
             order = order[torch.argsort(_relative_nn_distance(state)[order], stable=True)]
             order = order[torch.argsort(state.degree[order], stable=True, descending=True)]
         else:
             order = order[torch.argsort(prune_first[order], stable=True)]
             order = order[torch.argsort((state.degree[order] == 0).to(torch.int8), stable=True)]
+        if random_uncovered:
+            order = torch.cat([order[state.degree[order] > 0], shuffled[state.degree[shuffled] == 0]])
         budget = min(round_size, int(kept.sum()) - keep)
         pruned_now = torch.zeros(n, dtype=torch.bool)
         chosen = 0

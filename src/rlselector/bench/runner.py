@@ -15,7 +15,8 @@ Layout of a results directory::
     failed/<key>.txt              the traceback of a cell that failed (retried on the next run)
 
 A cell's ``key`` is a hash of everything that defines it (data content and limits, label noise,
-method, its parameters and proxy recipe, ratio, seed, model, width, training recipe), so results
+method, all its parameters with the defaults filled in, proxy recipe, ratio, seed, model, width,
+training recipe; a changed default is a new cell, never a stale one), so results
 of different grids can share a directory and a cell is never computed twice. A result file is
 written atomically once the cell is finished; on start, every cell whose file exists is skipped.
 """
@@ -40,7 +41,7 @@ from .. import __version__
 from ..data.base import Dataset
 from ..errors import InputError
 from ..io import atomic_save_npz, atomic_torch_save, atomic_write_json
-from ..selection import Selection, load_selection, select
+from ..selection import Selection, get_method, load_selection, select
 from ..train import TrainConfig, build_for, forward_split, train
 from ..train.loop import CHECKPOINT, EPOCH_LOG
 from .config import BenchConfig, EvalModel
@@ -226,8 +227,9 @@ class GridRunner:
 
     def selection_spec(self, data_id: dict, noise_id: dict, method: str, ratio: float, seed: int) -> dict[str, Any]:
         c = self.config
+        params = asdict(get_method(method).make_params(**c.method_params.get(method, {})))
         return {"data": data_id, "noise": noise_id, "method": method, "ratio": ratio, "seed": seed,
-                "params": c.method_params.get(method, {}), "class_balanced": c.class_balanced, "proxy": c.proxy}
+                "params": params, "class_balanced": c.class_balanced, "proxy": c.proxy}
 
     def _transfer_models(self) -> list[EvalModel]:
         t = self.config.transfer

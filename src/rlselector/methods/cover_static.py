@@ -19,6 +19,7 @@ import numpy as np
 
 from ..cover import cover, epsilon, greedy_set_aware_prune, redundancy_rank
 from ..data.transforms import BatchTransform
+from ..errors import InputError
 from ..io import atomic_save_npz
 from ..presets import Preset
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
@@ -41,9 +42,12 @@ class CoverStatic(SelectionMethod):
         epsilon_quantile: float = param(0.01, "the quantile of the 'quantile' rule")
         set_aware: bool = param(False, "prune in rounds, re-counting cover among the kept (Lemma 2)")
         round_size: int = param(300, "samples pruned per round when set_aware")
+        random_uncovered: bool = param(False, "set_aware: prune the samples no kept neighbour covers in seeded random order, not by closeness")
 
     def validate(self, ctx: SelectionContext) -> None:
         p = self.params
+        if p.random_uncovered and not p.set_aware:
+            raise InputError("cover-static: random_uncovered orders the set-aware pruning; add set_aware=true")
         check_cover_inputs(self.name, ctx.dataset, p.preset, p.epochs, ctx.seed, p.epsilon_rule, p.epsilon_quantile)
 
     def features(self, ctx: SelectionContext) -> np.ndarray:
@@ -75,7 +79,8 @@ class CoverStatic(SelectionMethod):
             kept_mask = np.zeros(len(labels), dtype=bool)
             for members, quota in ctx.budget_groups(per_class=ctx.class_balanced):
                 kept_mask[members] = greedy_set_aware_prune(
-                    features[members], labels[members], eps, keep=max(quota, 1), round_size=p.round_size, seed=ctx.seed
+                    features[members], labels[members], eps, keep=max(quota, 1), round_size=p.round_size, seed=ctx.seed,
+                    random_uncovered=p.random_uncovered,
                 ).numpy()
             kept = np.flatnonzero(kept_mask)
             priority = -redundancy_rank(result).numpy()

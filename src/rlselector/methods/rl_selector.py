@@ -11,7 +11,10 @@ through the training loop's per-minibatch hooks, so the target network trains on
   the first epoch only fills the bank (there is no cover to reward with yet);
 - at the end: the deterministic policy scores the bank; keep = score ≥ 0.5; if the kept share lies
   outside ``ratio ± 1`` point the top-k of the score is taken with k clipped into the band, and the
-  manifest records that the band had to be enforced.
+  manifest records that the band had to be enforced. By default (``decision="sample"``) that many
+  samples are then drawn from the stochastic policy, each with chance ∝ its keep probability: on
+  Fashion-MNIST the hard top-k keeps the least covered and loses to random at 30 %, the draw does
+  not (``docs/rl-selector.md``).
 
 With ``--features`` the agent runs the same loop on those fixed features (no target network).
 ``init_from`` starts from a finished run (target network, agent, feature bank) and fine-tunes a few
@@ -54,7 +57,7 @@ VARIANTS = {
 """Named agent configurations: the measured default, the paper read literally, method.md §9's."""
 
 
-DECISIONS = ("threshold", "set-aware")
+DECISIONS = ("threshold", "set-aware", "sample")
 """How the final kept set is read off the trained policy (see ``Params.decision``)."""
 
 
@@ -69,6 +72,14 @@ def band_decision(scores: np.ndarray, ratio: float) -> tuple[np.ndarray, bool]:
     k = min(max(natural, low), high)
     order = np.argsort(-scores, kind="stable")
     return np.sort(order[:k]), True
+
+
+def policy_sample(keep_probability: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` sorted indices drawn without replacement, each draw with chance proportional to the
+    keep probability among those left (Efraimidis–Spirakis: the top-``count`` of log(u) / p)."""
+    weights = np.maximum(keep_probability, np.finfo(np.float64).tiny)  # p = 0 sorts last instead of dividing by 0
+    keys = np.log(rng.random(len(weights))) / weights
+    return np.sort(np.argsort(-keys, kind="stable")[:count])
 
 
 class SelectorHook(TrainHook):
@@ -225,9 +236,11 @@ class RLSelector(SelectionMethod):
         epsilon_rule: str = param("quantile", "ε per class: quantile (of intra-class distances), mean, median, nn-median")
         epsilon_quantile: float = param(0.01, "the quantile of the 'quantile' rule")
         set_aware: bool = param(False, "count only neighbours the current policy keeps (Lemma 2) in the cover")
-        decision: str = param("threshold", "final decision: threshold (score ≥ 0.5 in the ±1 % band) or set-aware (same count; lowest "
-                                           "score pruned first among samples a kept neighbour still covers, so one of each close pair stays)")
+        decision: str = param("sample", "final decision: sample (as many as the threshold keeps, drawn from the stochastic policy, "
+                                        "chance ∝ keep probability, seeded; measured best); threshold (score ≥ 0.5 in the ±1 % band); "
+                                        "set-aware (same count; lowest score pruned first among samples a kept neighbour still covers)")
         decision_rounds: int = param(20, "set-aware decision: pruning rounds, each one cover pass over the kept samples")
+        random_uncovered: bool = param(False, "set-aware decision: prune the samples no kept neighbour covers in seeded random order, not by score")
         reference_size: int = param(4096, "bank rows whose decisions measure the kept share each step (all when fewer)")
         batch_size: int = param(128, "minibatch of the agent with --features (the target's batch comes from the preset)")
         init_from: str | None = param(None, "a finished rl-selector selection directory: fine-tune it to this ratio (T-RL-Selector)")
@@ -249,6 +262,8 @@ class RLSelector(SelectionMethod):
         self.agent_config()
         if p.decision not in DECISIONS:
             raise InputError(f"rl-selector: decision must be one of {', '.join(DECISIONS)}, got {p.decision!r}")
+        if p.random_uncovered and p.decision != "set-aware":
+            raise InputError(f"rl-selector: random_uncovered orders the set-aware decision; add decision=set-aware (got {p.decision!r})")
         if p.decision_rounds < 1:
             raise InputError(f"rl-selector: decision_rounds must be ≥ 1, got {p.decision_rounds}")
         check_cover_inputs(self.name, ctx.dataset, p.preset, p.epochs, ctx.seed, p.epsilon_rule, p.epsilon_quantile)
@@ -307,9 +322,9 @@ class RLSelector(SelectionMethod):
             enforced = True
         else:
             kept, enforced = band_decision(scores, ctx.ratio)
-        if p.decision == "set-aware":
+        if p.decision != "threshold":
             started_decision = time.perf_counter()
-            kept = self._set_aware_decision(ctx, hook.bank, scores, kept)
+            kept = self._redecided(ctx, hook.bank, scores, kept)
             ctx.timings["decision_s"] = time.perf_counter() - started_decision
         priority = _priority(scores, kept)
         if ctx.workdir is not None:
@@ -330,11 +345,14 @@ class RLSelector(SelectionMethod):
             },
         )
 
-    def _set_aware_decision(self, ctx: SelectionContext, bank: torch.Tensor, scores: np.ndarray, kept: np.ndarray) -> np.ndarray:
-        """The same number kept (per class when class-balanced) as the threshold decision, chosen by
-        set-aware greedy pruning on the final features with the keep score as the pruning order."""
+    def _redecided(self, ctx: SelectionContext, bank: torch.Tensor, scores: np.ndarray, kept: np.ndarray) -> np.ndarray:
+        """The same number kept (per class when class-balanced) as the threshold decision, chosen again:
+        by set-aware greedy pruning on the final features with the keep score as the pruning order, or
+        by sampling the stochastic policy."""
         p = self.params
-        eps = epsilon(bank, ctx.labels, rule=p.epsilon_rule, quantile=p.epsilon_quantile, seed=ctx.seed)
+        if p.decision == "set-aware":
+            eps = epsilon(bank, ctx.labels, rule=p.epsilon_rule, quantile=p.epsilon_quantile, seed=ctx.seed)
+        rng = ctx.rng("decision")
         threshold_mask = np.zeros(len(scores), dtype=bool)
         threshold_mask[kept] = True
         mask = np.zeros(len(scores), dtype=bool)
@@ -342,9 +360,13 @@ class RLSelector(SelectionMethod):
             quota = int(threshold_mask[members].sum())
             if quota == 0:
                 continue
+            if p.decision == "sample":
+                mask[members[policy_sample(scores[members], quota, rng)]] = True
+                continue
             round_size = max(1, math.ceil((len(members) - quota) / p.decision_rounds))
             mask[members] = greedy_set_aware_prune(
-                bank[members], ctx.labels[members], eps, keep=quota, round_size=round_size, seed=ctx.seed, prune_first=scores[members]
+                bank[members], ctx.labels[members], eps, keep=quota, round_size=round_size, seed=ctx.seed, prune_first=scores[members],
+                random_uncovered=p.random_uncovered,
             ).numpy()
         return np.flatnonzero(mask)
 
