@@ -215,7 +215,7 @@ def _reusable_selection(folder: Path, method: str, ratio: float, seed: int, data
     differ += [f"parameter {key}" for key in sorted(set(wanted) | set(found)) if wanted.get(key) != found.get(key)]
     if differ:
         raise InputError(f"{folder / 'selection.json'}: the finished selection there differs in {', '.join(differ)}; "
-                         f"choose another --out, or delete {folder} to select again")
+                         f"choose another --out, or delete {folder.parent} to start over (its trainings belong to that selection)")
     return stored
 
 
