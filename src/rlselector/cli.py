@@ -201,13 +201,11 @@ def train(
 def _reusable_selection(folder: Path, method: str, ratio: float, seed: int, dataset, params: dict[str, Any]):
     """The finished selection in ``folder``, refused unless it answers this very request (method, ratio,
     seed, data and every parameter with its default: a changed default must not reuse an old run)."""
-    import dataclasses
-    import json
-
     from .selection import get_method, load_selection
+    from .selection.method import params_record
 
     stored = load_selection(folder)
-    wanted = json.loads(json.dumps(dataclasses.asdict(get_method(method).make_params(**params)), default=str))
+    wanted = params_record(get_method(method).make_params(**params))
     found = stored.manifest.get("params", {})
     differ = [field for field, same in (("method", stored.method == method), ("ratio", stored.manifest["ratio_requested"] == ratio),
                                         ("seed", stored.manifest["seed"] == seed), ("dataset", stored.fingerprint == dataset.fingerprint))

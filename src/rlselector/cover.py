@@ -88,7 +88,7 @@ def epsilon(
     """
     features, labels = _validated(features, labels)
     if rule not in EPSILON_RULES:
-        raise InputError(f"epsilon: unknown rule {rule!r}; use 'mean', 'quantile', 'median' or 'nn-median'")
+        raise InputError(f"epsilon: unknown rule {rule!r}; use one of {', '.join(map(repr, EPSILON_RULES))}")
     if rule == "median":
         rule, quantile = "quantile", 0.5
     if not 0.0 < quantile <= 1.0:

@@ -42,6 +42,7 @@ from ..data.base import Dataset
 from ..errors import InputError
 from ..io import atomic_save_npz, atomic_torch_save, atomic_write_json
 from ..selection import Selection, get_method, load_selection, select
+from ..selection.method import params_record
 from ..train import TrainConfig, build_for, forward_split, train
 from ..train.loop import CHECKPOINT, EPOCH_LOG
 from .config import BenchConfig, EvalModel
@@ -227,7 +228,7 @@ class GridRunner:
 
     def selection_spec(self, data_id: dict, noise_id: dict, method: str, ratio: float, seed: int) -> dict[str, Any]:
         c = self.config
-        params = asdict(get_method(method).make_params(**c.method_params.get(method, {})))
+        params = params_record(get_method(method).make_params(**c.method_params.get(method, {})))
         return {"data": data_id, "noise": noise_id, "method": method, "ratio": ratio, "seed": seed,
                 "params": params, "class_balanced": c.class_balanced, "proxy": c.proxy}
 

@@ -347,22 +347,21 @@ class RLSelector(SelectionMethod):
 
     def _redecided(self, ctx: SelectionContext, bank: torch.Tensor, scores: np.ndarray, kept: np.ndarray) -> np.ndarray:
         """The same number kept (per class when class-balanced) as the threshold decision, chosen again:
-        by set-aware greedy pruning on the final features with the keep score as the pruning order, or
-        by sampling the stochastic policy."""
+        by sampling the stochastic policy, or by set-aware greedy pruning on the final features with the
+        keep score as the pruning order."""
         p = self.params
-        if p.decision == "set-aware":
-            eps = epsilon(bank, ctx.labels, rule=p.epsilon_rule, quantile=p.epsilon_quantile, seed=ctx.seed)
-        rng = ctx.rng("decision")
         threshold_mask = np.zeros(len(scores), dtype=bool)
         threshold_mask[kept] = True
+        groups = [(members, int(threshold_mask[members].sum())) for members, _ in ctx.budget_groups(per_class=ctx.class_balanced)]
+        groups = [(members, quota) for members, quota in groups if quota > 0]
         mask = np.zeros(len(scores), dtype=bool)
-        for members, _ in ctx.budget_groups(per_class=ctx.class_balanced):
-            quota = int(threshold_mask[members].sum())
-            if quota == 0:
-                continue
-            if p.decision == "sample":
+        if p.decision == "sample":
+            rng = ctx.rng("decision")
+            for members, quota in groups:
                 mask[members[policy_sample(scores[members], quota, rng)]] = True
-                continue
+            return np.flatnonzero(mask)
+        eps = epsilon(bank, ctx.labels, rule=p.epsilon_rule, quantile=p.epsilon_quantile, seed=ctx.seed)
+        for members, quota in groups:
             round_size = max(1, math.ceil((len(members) - quota) / p.decision_rounds))
             mask[members] = greedy_set_aware_prune(
                 bank[members], ctx.labels[members], eps, keep=quota, round_size=round_size, seed=ctx.seed, prune_first=scores[members],

@@ -13,7 +13,7 @@ from .. import __version__
 from ..data.base import Dataset
 from ..errors import InputError
 from .format import FORMAT_VERSION, MANIFEST, SCORE_DIRECTION, Selection, write_selection
-from .method import MethodResult, SelectionContext, get_method
+from .method import MethodResult, SelectionContext, get_method, params_record
 from .policies import top_k
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def _finalise(instance, ctx: SelectionContext, result: MethodResult, total_secon
     manifest = {
         "format_version": FORMAT_VERSION,
         "method": instance.name,
-        "params": _jsonable(instance.params),
+        "params": params_record(instance.params),
         "reference": instance.reference,
         "ratio_requested": ctx.ratio,
         "ratio_achieved": len(indices) / n,
@@ -170,13 +170,3 @@ def _finalise(instance, ctx: SelectionContext, result: MethodResult, total_secon
         raise RuntimeError(f"method {instance.name!r} reports info {clash} that would overwrite manifest fields")
     manifest.update(result.info)
     return Selection(indices=indices, scores=scores, manifest=manifest, raw_scores=result.raw_scores)
-
-
-def _jsonable(params: Any) -> dict[str, Any]:
-    import dataclasses
-
-    out = {}
-    for f in dataclasses.fields(params):
-        value = getattr(params, f.name)
-        out[f.name] = str(value) if isinstance(value, Path) else value
-    return out

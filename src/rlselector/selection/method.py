@@ -13,6 +13,7 @@ parameter, never a copy of code.
 from __future__ import annotations
 
 import dataclasses
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +207,13 @@ def get_method(name: str) -> type[SelectionMethod]:
     if name not in METHODS:
         raise InputError(f"unknown selection method {name!r}; known methods: {', '.join(sorted(METHODS))}")
     return METHODS[name]
+
+
+def params_record(params: Any) -> dict[str, Any]:
+    """A method's parameters as a selection manifest stores them: every field with its default filled
+    in, in JSON types (paths as text, tuples as lists). Stored runs are keyed and compared by it, so
+    a changed default never matches an old run."""
+    return json.loads(json.dumps(dataclasses.asdict(params), default=str))
 
 
 def list_methods() -> list[type[SelectionMethod]]:
