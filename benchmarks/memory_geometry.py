@@ -52,7 +52,7 @@ def child(method: str, n: int, dim: int, ratio: float, seed: int) -> dict:
     )
     # warm-up outside the measurement: module imports (every method registers on first use) and the
     # dataset's cached properties are one-off costs, not the method's working memory
-    from rlselector.selection.method import list_methods
+    from rlselector.api import list_methods
 
     list_methods()
     _ = dataset.fingerprint, dataset.class_counts

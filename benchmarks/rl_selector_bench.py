@@ -43,8 +43,8 @@ import torch
 from rlselector import load_dataset, select
 from rlselector.bench.stats import mean_std
 from rlselector.data.base import Split
-from rlselector.presets import get_preset
-from rlselector.selection.api import BAND
+from rlselector.recipes import get_recipe
+from rlselector.selection.policies import BAND
 from rlselector.train import train_model
 
 
@@ -54,16 +54,16 @@ def machine() -> str:
 
 def cost(args) -> None:
     data = load_dataset("fashion-mnist", limit=args.limit, seed=0)
-    preset = get_preset("cpu")
-    recipe = replace(preset.train, epochs=args.epochs)
+    named = get_recipe("cpu")
+    recipe = replace(named.train, epochs=args.epochs)
     plain, rl = [], []
     for seed in range(args.rounds):
         # CPU seconds of this process (one torch thread): other jobs on a shared machine do not count
         start = time.process_time()
-        train_model(data, model=preset.model, width=preset.width, config=replace(recipe, seed=seed), progress=False, evaluate_test=False)
+        train_model(data, model=named.model, width=named.width, config=replace(recipe, seed=seed), progress=False, evaluate_test=False)
         plain.append(time.process_time() - start)
         start = time.process_time()
-        sel = select(data, "rl-selector", 0.5, seed, preset="cpu", epochs=args.epochs, progress=False)
+        sel = select(data, "rl-selector", 0.5, seed, recipe="cpu", epochs=args.epochs, progress=False)
         rl.append(time.process_time() - start)
         t = sel.manifest["timings"]
         print(f"seed {seed}: plain {plain[-1]:.1f} CPU s, rl-selector {rl[-1]:.1f} CPU s (wall: agent {t['agent_s']:.1f}, cover {t['cover_s']:.1f}, target {t['target_s']:.1f})", flush=True)
@@ -138,11 +138,11 @@ def with_duplicates(data, share: float, seed: int):
 
 
 COMPARED_RUNS = (
-    ("rl-selector", "rl-selector", {"preset": "cpu"}),
-    ("rl-selector, threshold decision", "rl-selector", {"preset": "cpu", "decision": "threshold"}),
-    ("rl-selector, set-aware decision", "rl-selector", {"preset": "cpu", "decision": "set-aware"}),
-    ("cover-static", "cover-static", {"preset": "cpu"}),
-    ("cover-static, set-aware", "cover-static", {"preset": "cpu", "set_aware": True}),
+    ("rl-selector", "rl-selector", {"recipe": "cpu"}),
+    ("rl-selector, threshold decision", "rl-selector", {"recipe": "cpu", "decision": "threshold"}),
+    ("rl-selector, set-aware decision", "rl-selector", {"recipe": "cpu", "decision": "set-aware"}),
+    ("cover-static", "cover-static", {"recipe": "cpu"}),
+    ("cover-static, set-aware", "cover-static", {"recipe": "cpu", "set_aware": True}),
     ("random", "random", {}),
 )
 """(row label, method, parameters) compared by the redundancy and quality benchmarks."""
@@ -176,10 +176,10 @@ def redundancy(args) -> None:
 
 
 def evaluate_subset(data, selection, epochs: int, seed: int) -> float:
-    """Final-epoch test top-1 of the ``cpu`` preset's network trained from scratch on the kept samples."""
-    preset = get_preset("cpu")
-    config = replace(preset.train, epochs=epochs, seed=seed)
-    _, result = train_model(selection.subset(data), model=preset.model, width=preset.width, config=config, progress=False)
+    """Final-epoch test top-1 of the ``cpu`` recipe's network trained from scratch on the kept samples."""
+    named = get_recipe("cpu")
+    config = replace(named.train, epochs=epochs, seed=seed)
+    _, result = train_model(selection.subset(data), model=named.model, width=named.width, config=config, progress=False)
     return result.top1
 
 
@@ -201,7 +201,7 @@ def quality(args) -> None:
                     natural.setdefault(ratio, []).append(sel.manifest["natural_ratio"])
                 results.setdefault((label, ratio), []).append(evaluate_subset(data, sel, args.eval_epochs, seed))
                 print(f"ratio {ratio} seed {seed} {label}: top-1 {results[(label, ratio)][-1]:.2f}" + (f" natural {natural[ratio][-1]:.3f}" if label == "rl-selector" else ""), flush=True)
-    print(f"\nfashion-mnist, {len(data):,} training images (stratified), selection preset cpu; evaluation ResNet-18 w16 "
+    print(f"\nfashion-mnist, {len(data):,} training images (stratified), selection recipe cpu; evaluation ResNet-18 w16 "
           f"{args.eval_epochs} epochs; final-epoch test top-1 %, mean ± std over seeds {args.seeds}; {machine()}\n")
     print("| method | " + " | ".join(f"{int(100 * r)} %" for r in args.ratios) + " |")
     print("|---|" + "---:|" * len(args.ratios))
@@ -220,11 +220,11 @@ def convergence(args) -> None:
     for ratio in args.ratios:
         naturals = []
         for seed in args.seeds:
-            sel = select(data, "rl-selector", ratio, seed, preset="cpu", progress=False)
+            sel = select(data, "rl-selector", ratio, seed, recipe="cpu", progress=False)
             naturals.append(sel.manifest["natural_ratio"])
             print(f"ratio {ratio} seed {seed}: natural {naturals[-1]:.3f} enforced {sel.manifest['band_enforced']}", flush=True)
         rows.append((ratio, naturals))
-    print(f"\nfashion-mnist, {len(data):,} images, rl-selector preset cpu (ResNet-18 w16, 5 epochs); {machine()}\n")
+    print(f"\nfashion-mnist, {len(data):,} images, rl-selector recipe cpu (ResNet-18 w16, 5 epochs); {machine()}\n")
     print("| ratio | natural ratio per seed | inside ±1 % |")
     print("|---:|---|---:|")
     for ratio, naturals in rows:
@@ -233,18 +233,18 @@ def convergence(args) -> None:
 
 def transfer(args) -> None:
     data = load_dataset("fashion-mnist", limit=args.limit, seed=0)
-    preset = get_preset("cpu")
+    named = get_recipe("cpu")
     rows: dict[float, dict[str, list[float]]] = {r: {"full_s": [], "transfer_s": [], "overlap": [], "full": [], "transfer": []} for r in args.ratios}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             source = Path(tmp) / f"source-{seed}"
-            select(data, "rl-selector", args.source, seed, preset="cpu", out=source, progress=False)
+            select(data, "rl-selector", args.source, seed, recipe="cpu", out=source, progress=False)
             for ratio in args.ratios:
                 start = time.process_time()
-                full = select(data, "rl-selector", ratio, seed, preset="cpu", progress=False)
+                full = select(data, "rl-selector", ratio, seed, recipe="cpu", progress=False)
                 full_s = time.process_time() - start
                 start = time.process_time()
-                moved = select(data, "rl-selector", ratio, seed, preset="cpu", init_from=str(source), progress=False)
+                moved = select(data, "rl-selector", ratio, seed, recipe="cpu", init_from=str(source), progress=False)
                 transfer_s = time.process_time() - start
                 row = rows[ratio]
                 row["full_s"].append(full_s)
@@ -254,8 +254,8 @@ def transfer(args) -> None:
                 row["transfer"].append(evaluate_subset(data, moved, args.eval_epochs, seed))
                 print(f"seed {seed} ratio {ratio}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in row.items()), flush=True)
     print(f"\nfashion-mnist, {len(data):,} images; source selection rl-selector {args.source} (preset cpu, "
-          f"{preset.train.epochs} epochs), fine-tuned with init_from (preset default epochs); evaluation ResNet-18 "
-          f"w{preset.width} {args.eval_epochs} epochs, final-epoch test top-1 %, mean ± std over seeds {args.seeds}; {machine()}\n")
+          f"{named.train.epochs} epochs), fine-tuned with init_from (recipe default epochs); evaluation ResNet-18 "
+          f"w{named.width} {args.eval_epochs} epochs, final-epoch test top-1 %, mean ± std over seeds {args.seeds}; {machine()}\n")
     print("| ratio | full selection CPU s | transfer CPU s | cost ratio | kept-set overlap | top-1 full selection | top-1 transfer |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for ratio, row in rows.items():

@@ -2,10 +2,10 @@
 
 The proxy (the default one for the dataset) trains first and is cached; every method that reads
 training dynamics or proxy features then reuses it, so its row shows only the method's own time.
-Methods that train their own network (rl-selector, cover-static: the ``--preset`` target recipe;
+Methods that train their own network (rl-selector, cover-static: the ``--recipe`` target recipe;
 prototypes: its self-supervised encoder) include that training in their own time.
 
-    .venv/bin/python benchmarks/selection_time.py --data fashion-mnist --ratio 0.5 --preset cpu
+    .venv/bin/python benchmarks/selection_time.py --data fashion-mnist --ratio 0.5 --recipe cpu
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--limit", type=int, default=None, help="class-stratified training subset")
     parser.add_argument("--ratio", type=float, default=0.5)
-    parser.add_argument("--preset", default="cpu", help="target recipe of rl-selector and cover-static")
+    parser.add_argument("--recipe", default="cpu", help="target recipe of rl-selector and cover-static")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--methods", default="", help="comma-separated subset (default: every registered method)")
     parser.add_argument("--cache-dir", default=None, help="proxy cache (default: a fresh temporary directory)")
@@ -43,7 +43,7 @@ def main() -> None:
     _, proxy_seconds, cached = run_proxy(dataset, proxy, seed=0, cache_dir=cache, progress=True)
     rows = []
     for name in names:
-        params = {"preset": args.preset} if name in TARGET_TRAINING else {}
+        params = {"recipe": args.recipe} if name in TARGET_TRAINING else {}
         start = time.perf_counter()
         selection = select(dataset, name, args.ratio, 0, cache_dir=cache, progress=True, **params)
         wall = time.perf_counter() - start

@@ -48,7 +48,7 @@ def tiny_results(tmp_path_factory):
         ({"ratios": [0.0]}, "share of training samples to KEEP"),
         ({"ratios": [30]}, "share of training samples to KEEP"),
         ({"models": ["resnet1000"]}, "unknown model"),
-        ({"recipe": "no-such-preset"}, "unknown preset"),
+        ({"recipe": "no-such-recipe"}, "unknown recipe"),
         ({"recipe": {"preset": "cpu-tiny", "epoch": 3}}, "unknown training option"),
         ({"method_params": {"el2n": {"sedes": 2}}}, "no parameter"),
         ({"method_params": {"herding": {}}}, "does not run"),
@@ -66,7 +66,8 @@ def test_bad_grid_is_refused_before_any_work(change, message):
 
 def test_presets_load_or_name_what_is_missing():
     """Every preset is valid; one listing a method not registered yet says which, and none is skipped."""
-    from rlselector.selection import METHODS, list_methods
+    from rlselector.api import list_methods
+    from rlselector.selection import METHODS
 
     list_methods()
     for name, spec in PRESETS.items():
@@ -143,10 +144,10 @@ def test_second_run_redoes_nothing(tiny_results):
 
 
 def test_a_second_writer_is_refused(tiny_results):
-    from rlselector.bench.runner import _lock
+    from rlselector.io import output_lock
 
     out, _ = tiny_results
-    with _lock(out):
+    with output_lock(out, "rlselector bench"):
         with pytest.raises(InputError, match="another 'rlselector bench'"):
             run_bench(tiny_grid(), out, progress=False)
 

@@ -19,7 +19,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 @pytest.mark.slow
 def test_cpu_quick_preset(tmp_path):
     """Every method once on Fashion-MNIST (2,000 samples); the budget is 5 minutes on 2 cores."""
-    from rlselector.selection import METHODS, list_methods
+    from rlselector.api import list_methods
+    from rlselector.selection import METHODS
 
     list_methods()
     missing = [m for m in PRESETS["cpu-quick"]["methods"] if m not in METHODS]

@@ -7,7 +7,7 @@ from rlselector import select
 from rlselector.errors import InputError
 from rlselector.methods.ccs import ccs_select, default_beta, difficulty
 from rlselector.selection.policies import top_k
-from rlselector.selection.proxy import ProxyRecord
+from rlselector.selection.dynamics import ProxyRecord
 
 
 class TestCCS(MethodContract):

@@ -49,7 +49,7 @@ def test_bad_input_is_one_clear_line(tmp_path):
 def test_quickstart_reuses_only_a_matching_selection(tmp_path):
     """A finished quickstart is reused as is; asked for another ratio in the same --out it is refused
     with the field and the fix, instead of silently reporting the old selection."""
-    args = ["quickstart", "--data", "digits", "--method", "random", "--ratio", "0.5", "--preset", "cpu-tiny", "--out", str(tmp_path), "--quiet"]
+    args = ["quickstart", "--data", "digits", "--method", "random", "--ratio", "0.5", "--recipe", "cpu-tiny", "--out", str(tmp_path), "--quiet"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     summary = json.loads((tmp_path / "quickstart.json").read_text())

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlselector.cover import cover, cover_degree, epsilon, greedy_set_aware_prune, redundancy_rank
+from rlselector.cover import cover, epsilon, greedy_set_aware_prune, redundancy_rank
 from rlselector.errors import InputError
 
 
@@ -41,14 +41,14 @@ def test_degree_equals_brute_force_with_ties_at_eps(grid_data, squared_eps):
     eps = {k: math.sqrt(squared_eps) for k in range(3)}
     expected = brute_force_degree(features, labels, {k: squared_eps for k in range(3)})
     # The grid puts many pairs at exactly ε, so a count that missed ties would differ here.
-    assert np.array_equal(cover_degree(features, labels, eps).numpy(), expected)
+    assert np.array_equal(cover(features, labels, eps).degree.numpy(), expected)
 
 
 def test_ties_at_eps_count_on_a_scale_floats_cannot_represent():
     # Steps of 0.1 are not exact in binary; the pairs one step apart lie at ε = 0.1 in real numbers.
     features = 0.1 * np.arange(6, dtype=np.float64)[:, None] + 3.7
     labels = np.zeros(6, dtype=int)
-    degree = cover_degree(features, labels, 0.1).numpy()
+    degree = cover(features, labels, 0.1).degree.numpy()
     assert np.allclose(degree, np.array([1, 2, 2, 2, 2, 1]) / 5, atol=0)
 
 
@@ -57,7 +57,7 @@ def test_per_class_eps_and_float32_input(grid_data):
     squared = {0: 1, 1: 2, 2: 3}
     eps = {k: math.sqrt(v) for k, v in squared.items()}
     expected = brute_force_degree(features, labels, squared)
-    got = cover_degree(torch.tensor(features, dtype=torch.float32), torch.tensor(labels), eps)
+    got = cover(torch.tensor(features, dtype=torch.float32), torch.tensor(labels), eps).degree
     assert np.array_equal(got.numpy(), expected)
 
 
@@ -100,14 +100,14 @@ def test_set_aware_degree_and_nearest_kept_by_hand():
     assert aware.degree.tolist() == pytest.approx([0.0, 2 / 3, 0.0, 0.0])
     assert aware.nn_distance.tolist() == pytest.approx([2.0, 1.0, 2.0, 8.0])
     assert [int(aware.nn_index[i]) for i in (0, 2, 3)] == [2, 0, 2] and int(aware.nn_index[1]) in (0, 2)
-    assert torch.equal(aware.degree, cover_degree(features, labels, 1.0, kept=torch.tensor([True, False, True, True])))
+    assert torch.equal(aware.degree, cover(features, labels, 1.0, kept=torch.tensor([True, False, True, True])).degree)
 
 
 def test_set_aware_equals_brute_force(grid_data):
     features, labels = grid_data
     kept = np.random.default_rng(3).random(60) < 0.5
     expected = brute_force_degree(features, labels, {k: 2 for k in range(3)}, kept=kept)
-    assert np.array_equal(cover_degree(features, labels, math.sqrt(2), kept=kept).numpy(), expected)
+    assert np.array_equal(cover(features, labels, math.sqrt(2), kept=kept).degree.numpy(), expected)
 
 
 def test_eps_rules_by_hand():
@@ -210,7 +210,7 @@ def test_greedy_set_aware_prune_random_once_uncovered():
 )
 def test_bad_input_raises_input_error(features, labels, message):
     with pytest.raises(InputError, match=message):
-        cover_degree(features, labels, 1.0)
+        cover(features, labels, 1.0).degree
     with pytest.raises(InputError, match=message):
         epsilon(features, labels)
 
@@ -218,18 +218,18 @@ def test_bad_input_raises_input_error(features, labels, message):
 def test_bad_parameters_raise_input_error():
     features, labels = np.zeros((4, 2)), np.array([0, 0, 1, 1])
     with pytest.raises(InputError, match="no entry for class 1"):
-        cover_degree(features, labels, {0: 1.0})
+        cover(features, labels, {0: 1.0}).degree
     with pytest.raises(InputError, match="finite and ≥ 0"):
-        cover_degree(features, labels, -1.0)
+        cover(features, labels, -1.0).degree
     with pytest.raises(InputError, match="shape"):
-        cover_degree(features, labels, 1.0, kept=[1, 0])
+        cover(features, labels, 1.0, kept=[1, 0]).degree
     with pytest.raises(InputError, match="0/1"):
-        cover_degree(features, labels, 1.0, kept=[2, 0, 1, 1])
+        cover(features, labels, 1.0, kept=[2, 0, 1, 1]).degree
     with pytest.raises(InputError, match="unknown rule"):
         epsilon(features, labels, rule="max")
     with pytest.raises(InputError, match="quantile"):
         epsilon(features, labels, quantile=0.0)
     with pytest.raises(InputError, match="block_size"):
-        cover_degree(features, labels, 1.0, block_size=0)
+        cover(features, labels, 1.0, block_size=0).degree
     with pytest.raises(InputError, match="keep"):
         greedy_set_aware_prune(features, labels, 1.0, keep=0, round_size=1)

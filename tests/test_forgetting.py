@@ -7,7 +7,7 @@ from rlselector import select
 from rlselector.errors import InputError
 from rlselector.methods.forgetting import forgetting_score
 from rlselector.selection import scores
-from rlselector.selection.proxy import ProxyRecord
+from rlselector.selection.dynamics import ProxyRecord
 
 # epochs × samples: s0 always right, s1 flips twice, s2 never learned, s3 learned then forgotten once
 CORRECT = np.array(

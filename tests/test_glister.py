@@ -6,7 +6,7 @@ from proxy_helpers import TINY_PROXY, toy_dataset
 from rlselector import select
 from rlselector.errors import InputError
 from rlselector.methods.glister import carve_validation, glister_greedy
-from rlselector.selection.proxy import ProxyRecord
+from rlselector.selection.dynamics import ProxyRecord
 
 
 class TestGlister(MethodContract):

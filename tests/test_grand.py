@@ -6,7 +6,7 @@ from method_contract import MethodContract
 from proxy_helpers import TINY_PROXY, toy_dataset
 from rlselector import select
 from rlselector.selection import scores
-from rlselector.selection.proxy import ProxyRecord
+from rlselector.selection.dynamics import ProxyRecord
 
 
 class TestGraNd(MethodContract):

@@ -5,7 +5,7 @@ from proxy_helpers import TINY_PROXY, toy_dataset
 from rlselector import select
 from rlselector.methods.moso import moso_scores
 from rlselector.selection import scores
-from rlselector.selection.proxy import ProxyRecord
+from rlselector.selection.dynamics import ProxyRecord
 
 
 class TestMoSo(MethodContract):

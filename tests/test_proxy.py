@@ -5,18 +5,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import rlselector.train.loop as loop
+import rlselector.selection.proxy as loop  # the proxy stage calls the training loop through this name
 from proxy_helpers import toy_dataset
 from rlselector import load_dataset
 from rlselector.errors import InputError
+from rlselector.selection.dynamics import ProxyRecord, early_epoch, load_dynamics
 from rlselector.selection.proxy import (
     ProxyConfig,
-    ProxyRecord,
     cache_path,
     clear_memory_cache,
     default_proxy_config,
-    early_epoch,
-    load_dynamics,
     proxy_seed,
     run_proxy,
 )

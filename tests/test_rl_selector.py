@@ -11,7 +11,7 @@ import pytest
 from method_contract import MethodContract
 from rlselector import load_dataset, load_selection, select
 from rlselector.errors import InputError
-from rlselector.methods.rl_selector import band_decision, policy_sample
+from rlselector.selection.policies import band_decision, policy_sample
 
 
 def pixel_features(data):
@@ -158,8 +158,8 @@ def test_bad_inputs_refused_before_work(tmp_path, digits):
         select(digits, "rl-selector", 0.5, 0, variant="nope", out=tmp_path / "a", progress=False)
     with pytest.raises(InputError, match="agent has no field"):
         select(digits, "rl-selector", 0.5, 0, agent={"nope": 1}, out=tmp_path / "b", progress=False)
-    with pytest.raises(InputError, match="unknown preset"):
-        select(digits, "rl-selector", 0.5, 0, preset="huge", out=tmp_path / "c", progress=False)
+    with pytest.raises(InputError, match="unknown recipe"):
+        select(digits, "rl-selector", 0.5, 0, recipe="huge", out=tmp_path / "c", progress=False)
     with pytest.raises(InputError, match="init-from"):
         select(digits, "rl-selector", 0.5, 0, init_from=str(tmp_path), out=tmp_path / "d", progress=False)
     with pytest.raises(InputError, match="decision must be"):
@@ -169,14 +169,14 @@ def test_bad_inputs_refused_before_work(tmp_path, digits):
 
 def test_init_from_another_dataset_refused(tmp_path):
     small = load_dataset("digits", limit=200, seed=0)
-    select(small, "rl-selector", 0.5, 0, preset="cpu-tiny", epochs=2, out=tmp_path / "run", progress=False)
+    select(small, "rl-selector", 0.5, 0, recipe="cpu-tiny", epochs=2, out=tmp_path / "run", progress=False)
     other = load_dataset("digits", limit=200, seed=1)
     with pytest.raises(InputError, match="fingerprint"):
-        select(other, "rl-selector", 0.3, 0, preset="cpu-tiny", init_from=str(tmp_path / "run"), out=tmp_path / "t", progress=False)
-    with pytest.raises(InputError, match="preset"):
-        select(small, "rl-selector", 0.3, 0, preset="cpu", init_from=str(tmp_path / "run"), out=tmp_path / "t", progress=False)
+        select(other, "rl-selector", 0.3, 0, recipe="cpu-tiny", init_from=str(tmp_path / "run"), out=tmp_path / "t", progress=False)
+    with pytest.raises(InputError, match="recipe"):
+        select(small, "rl-selector", 0.3, 0, recipe="cpu", init_from=str(tmp_path / "run"), out=tmp_path / "t", progress=False)
     # the transferable variant from the same data: fine-tunes (1 epoch by default at cpu-tiny) to a lower ratio
-    sel = select(small, "rl-selector", 0.3, 0, preset="cpu-tiny", init_from=str(tmp_path / "run"), out=tmp_path / "t", progress=False)
+    sel = select(small, "rl-selector", 0.3, 0, recipe="cpu-tiny", init_from=str(tmp_path / "run"), out=tmp_path / "t", progress=False)
     assert sel.manifest["transfer_from"] == str(tmp_path / "run") and sel.manifest["target"]["epochs"] == 1
     assert abs(sel.manifest["ratio_achieved"] - 0.3) <= 0.01 + 1 / 200
     assert (tmp_path / "t" / "diagnostics.png").stat().st_size > 10_000
@@ -184,7 +184,7 @@ def test_init_from_another_dataset_refused(tmp_path):
 
 def _select_cli(out, *extra):
     return [sys.executable, "-m", "rlselector.cli", "--threads", "1", "select", "--data", "digits", "--limit", "400",
-            "--method", "rl-selector", "--ratio", "0.4", "--seed", "2", "--preset", "cpu-tiny", "-p", "epochs=5",
+            "--method", "rl-selector", "--ratio", "0.4", "--seed", "2", "--recipe", "cpu-tiny", "-p", "epochs=5",
             "--out", str(out), "--quiet", *extra]
 
 
@@ -210,7 +210,7 @@ def test_sigkill_then_resume_gives_the_same_selection(tmp_path):
 def test_cover_static_trains_the_target_once_per_seed_with_a_cache(tmp_path, digits):
     """The target's features do not depend on the ratio: with a cache directory a second ratio reads
     them back (no training) and selects exactly what a fresh run selects; the cost stays charged."""
-    settings = dict(preset="cpu-tiny", epochs=1, progress=False)
+    settings = dict(recipe="cpu-tiny", epochs=1, progress=False)
     fresh = select(digits, "cover-static", 0.5, 0, **settings)
     first = select(digits, "cover-static", 0.3, 0, cache_dir=tmp_path, **settings)
     (cached_file,) = tmp_path.glob("target-features-*.npz")

@@ -1,5 +1,6 @@
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import torch
 
 from rlselector import load_dataset
 from rlselector.errors import InputError
-from rlselector.train import TrainConfig, TrainHook, build_for, train
+from rlselector.train import TrainConfig, TrainHook, build_for, replay_features, train
 from rlselector.train.evaluate import topk_accuracy
 from rlselector.train.loop import epoch_batches
 from rlselector.train.distributed import DistributedContext
@@ -129,12 +130,12 @@ def test_sigkill_then_resume_gives_the_same_weights(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "result.json").exists(), "the run finished before it could be killed"
-    stopped_at = torch.load(killed / "checkpoint.pt", weights_only=False)["epoch"]
+    stopped_at = torch.load(killed / "checkpoint.pt", weights_only=True)["epoch"]
     assert stopped_at < 4
     subprocess.run(_cli(*common, "--out", str(killed), "--resume"), check=True, env=env, capture_output=True)
 
-    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)
-    resumed = torch.load(killed / "checkpoint.pt", weights_only=False)
+    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    resumed = torch.load(killed / "checkpoint.pt", weights_only=True)
     for key, value in whole["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
     assert json.loads((killed / "result.json").read_text())["top1"] == json.loads((tmp_path / "whole" / "result.json").read_text())["top1"]
@@ -170,3 +171,106 @@ def test_torchrun_two_ranks_gloo(tmp_path):
     # only rank 0 wrote: one log line per epoch, not two
     assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 2
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt", "log.jsonl", "result.json"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "option"),
+    [
+        ({"lr": float("nan")}, "--lr"), ({"lr": float("inf")}, "--lr"), ({"lr": 0.0}, "--lr"),
+        ({"weight_decay": -1.0}, "--weight-decay"), ({"weight_decay": float("nan")}, "--weight-decay"),
+        ({"momentum": 1.0}, "--momentum"), ({"momentum": -0.1}, "--momentum"),
+        ({"lr_decay": 0.0}, "--lr-decay"), ({"lr_decay": 1.5}, "--lr-decay"),
+        ({"milestones": (2, 1)}, "--milestones"), ({"milestones": (0,)}, "--milestones"), ({"milestones": (3,)}, "--milestones"),
+        ({"milestones": (1.5,)}, "--milestones"), ({"eval_batch_size": 0}, "--eval-batch-size"), ({"batch_size": 0}, "--batch-size"),
+        ({"seed": -1}, "--seed"), ({"epochs": True}, "--epochs"), ({"optimizer": "rmsprop"}, "--optimizer"),
+        ({"nesterov": True, "momentum": 0.0}, "--nesterov"),
+    ],
+)
+def test_every_numeric_option_is_checked_up_front(changes, option):
+    with pytest.raises(InputError, match=option):
+        TrainConfig(epochs=3, **changes).validate()
+
+
+def test_valid_edges_pass():
+    TrainConfig(epochs=3, momentum=0.0, weight_decay=0.0, lr_decay=1.0, schedule="multistep", milestones=(1, 2), optimizer="adam").validate()
+
+
+def test_cli_refuses_bad_training_options_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from rlselector.cli import app
+
+    runner = CliRunner()
+    for args, option in ((["--lr", "nan"], "--lr"), (["--weight-decay", "-1"], "--weight-decay"), (["--milestones", "a,b"], "--milestones")):
+        result = runner.invoke(app, ["train", "--data", "digits", "--epochs", "3", "--out", str(tmp_path / "run"), "--quiet", *args])
+        assert result.exit_code == 2 and option in result.output and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_adam_trains_and_resumes_exactly(small, tmp_path):
+    config = TrainConfig(epochs=2, batch_size=64, lr=1e-3, optimizer="adam", schedule="constant", seed=0)
+    whole = fresh(small)
+    train(whole, small, config, out_dir=tmp_path / "whole", progress=False, evaluate_test=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(fresh(small), small, config, hooks=[CrashAt(1)], out_dir=tmp_path / "cut", progress=False, evaluate_test=False)
+    resumed = fresh(small)
+    train(resumed, small, config, out_dir=tmp_path / "cut", resume=True, progress=False, evaluate_test=False)
+    for key, value in whole.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+class CrashAt(TrainHook):
+    """Interrupts training at the end of one epoch, before that epoch's checkpoint."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, model):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+class RandomSums(TrainHook):
+    """A replay hook whose state depends on the global random generators and on every batch."""
+
+    def __init__(self):
+        self.total = torch.zeros(())
+        self.batches = []
+
+    def on_batch(self, batch):
+        assert batch.model is None and batch.logits is None and batch.losses is None
+        self.batches.append(batch.indices.clone())
+        self.total = self.total + batch.features.sum() * torch.rand(()) + float(np.random.rand()) + random.random()
+
+    def state_dict(self):
+        return {"total": self.total, "batches": list(self.batches)}
+
+    def load_state_dict(self, state):
+        self.total, self.batches = state["total"], list(state["batches"])
+
+
+def test_replay_features_walks_the_training_batches_and_resumes_exactly(tmp_path):
+    features, labels = torch.randn(50, 3), torch.arange(50) % 2
+    settings = dict(epochs=3, batch_size=16, seed=4, progress=False)
+    whole = RandomSums()
+    history = replay_features(features, labels, hooks=[whole], out_dir=tmp_path / "whole", **settings)
+    expected = [b for epoch in range(3) for b in epoch_batches(50, 16, epoch, 4, DistributedContext())]
+    assert all(torch.equal(a, b) for a, b in zip(whole.batches, expected)) and len(whole.batches) == len(expected)
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        replay_features(features, labels, hooks=[RandomSums(), CrashAt(1)], out_dir=tmp_path / "cut", **settings)
+    torch.manual_seed(123)  # the resumed run restores the generators of the checkpoint, whatever they are now
+    resumed = RandomSums()
+    replay_features(features, labels, hooks=[resumed, CrashAt(99)], out_dir=tmp_path / "cut", resume=True, **settings)
+    assert len((tmp_path / "cut" / "log.jsonl").read_text().splitlines()) == 3
+    assert len(resumed.batches) == len(expected) and all(torch.equal(a, b) for a, b in zip(resumed.batches, expected))
+    reference = RandomSums()
+    torch.manual_seed(0)
+    replay_features(features, labels, hooks=[reference], **settings)
+    assert torch.equal(resumed.total, reference.total)
+    with pytest.raises(InputError, match="--resume"):
+        replay_features(features, labels, hooks=[RandomSums()], out_dir=tmp_path / "cut", **settings)
+    with pytest.raises(InputError, match="another recipe"):
+        replay_features(features, labels, hooks=[RandomSums()], out_dir=tmp_path / "cut", resume=True, **{**settings, "seed": 5})

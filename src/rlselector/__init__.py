@@ -7,9 +7,9 @@
 True
 """
 
-__version__ = "0.1.0"
-
-from .data import load_dataset  # noqa: E402
-from .selection import Selection, list_methods, load_selection, select  # noqa: E402
+from .api import list_methods, select
+from .data import load_dataset
+from .selection import Selection, load_selection
+from .version import __version__
 
 __all__ = ["Selection", "__version__", "list_methods", "load_dataset", "load_selection", "select"]

@@ -86,7 +86,7 @@ def methods(params: Annotated[bool, typer.Option("--params", help="Also list eac
     """List the selection methods, one line each, with the inputs they need."""
     import dataclasses
 
-    from .selection import list_methods
+    from .api import list_methods
 
     table = Table("method", "inputs", "what it does")
     for method in list_methods():
@@ -118,7 +118,7 @@ def select(
     features: Annotated[Optional[Path], typer.Option("--features", help="Your own per-sample features (.npy, N x d float) instead of a proxy model's.")] = None,
     dynamics: Annotated[Optional[Path], typer.Option("--dynamics", help="Your own training dynamics (.npz: loss E x N, correct E x N) instead of a proxy run.")] = None,
     class_balanced: Annotated[bool, typer.Option("--class-balanced", help="Keep each class in proportion to its size.")] = False,
-    preset: Annotated[Optional[str], typer.Option("--preset", help="Target-network recipe of methods that train one (rl-selector, cover-static): cpu, paper, ...")] = None,
+    recipe: Annotated[Optional[str], typer.Option("--recipe", "--preset", help="Target-network recipe of methods that train one (rl-selector, cover-static): cpu, paper, ... (--preset is the old name)")] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="rl-selector: fine-tune from a finished run's directory to this ratio (transferable variant).")] = None,
     param: Annotated[list[str], typer.Option("--param", "-p", help="Method parameter KEY=VALUE (repeatable; see 'rlselector methods --params').")] = [],
     limit: LimitOpt = None,
@@ -129,13 +129,13 @@ def select(
     quiet: QuietOpt = False,
 ) -> None:
     """Select a subset of the training set and write it in the selection format."""
-    from .selection import select as run_select
-    from .selection.proxy import load_dynamics
+    from .api import select as run_select
+    from .selection.dynamics import load_dynamics
 
     try:
         params = _parse_params(param)
-        if preset is not None:
-            params["preset"] = preset
+        if recipe is not None:
+            params["recipe"] = recipe
         if init_from is not None:
             params["init_from"] = str(init_from)
         dataset = _load(data, data_root, limit, seed)
@@ -156,6 +156,13 @@ def select(
     )
     for warning in m.get("warnings", []):
         console.print(f"[yellow]warning:[/] {warning}")
+
+
+def _parse_milestones(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(m) for m in text.split(",") if m.strip())
+    except ValueError:
+        raise InputError(f"--milestones expects comma-separated epochs, e.g. --milestones 30,60; got {text!r}") from None
 
 
 @app.command()
@@ -179,19 +186,22 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Train a model from scratch on the full training set or a selection; print the final test accuracy."""
+    from .io import output_lock, prepare_output_dir
     from .selection import load_selection
     from .train import TrainConfig, train_model
 
     try:
         config = TrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,  # type: ignore[arg-type]
-            milestones=tuple(int(m) for m in milestones.split(",") if m.strip()), augment=not no_augment, seed=seed,
+            milestones=_parse_milestones(milestones), augment=not no_augment, seed=seed,
         )
         config.validate()
         dataset = _load(data, data_root, limit, seed)
         if selection is not None:
             dataset = load_selection(selection).subset(dataset)
-        _, result = train_model(dataset, model=model, width=width, config=config, out_dir=out, resume=resume, progress=not quiet)
+        prepare_output_dir(out)
+        with output_lock(out, "rlselector train"):
+            _, result = train_model(dataset, model=model, width=width, config=config, out_dir=out, resume=resume, progress=not quiet)
     except InputError as err:
         _fail(err)
     if result.top1 is not None:
@@ -201,7 +211,8 @@ def train(
 def _reusable_selection(folder: Path, method: str, ratio: float, seed: int, dataset, params: dict[str, Any]):
     """The finished selection in ``folder``, refused unless it answers this very request (method, ratio,
     seed, data and every parameter with its default: a changed default must not reuse an old run)."""
-    from .selection import get_method, load_selection
+    from .api import get_method
+    from .selection import load_selection
     from .selection.method import params_record
 
     stored = load_selection(folder)
@@ -222,7 +233,7 @@ def quickstart(
     data: DataOpt = "fashion-mnist",
     ratio: Annotated[float, typer.Option("--ratio", help="Share of the training set to keep.")] = 0.5,
     method: Annotated[str, typer.Option("--method", help="Selection method.")] = "rl-selector",
-    preset: Annotated[str, typer.Option("--preset", help="Recipe of the target network and of the evaluation training.")] = "cpu",
+    recipe_name: Annotated[str, typer.Option("--recipe", "--preset", help="Recipe of the target network and of the evaluation training (--preset is the old name).")] = "cpu",
     seed: SeedOpt = 0,
     limit: LimitOpt = None,
     data_root: DataRootOpt = None,
@@ -231,28 +242,31 @@ def quickstart(
     quiet: QuietOpt = False,
 ) -> None:
     """The main job: select a subset, train on it and on a random subset of the same size, compare."""
-    from .presets import get_preset
-    from .selection import select as run_select
+    from .api import select as run_select
+    from .io import output_lock, prepare_output_dir
+    from .recipes import get_recipe
     from .train import train_model
 
     try:
-        recipe = get_preset(preset).with_seed(seed)
+        recipe = get_recipe(recipe_name).with_seed(seed)
         dataset = _load(data, data_root, limit, seed)
-        selections = {}
-        for name in (method, "random"):
-            sel_dir = out / f"selection-{name}"
-            params = {"preset": preset} if name in ("rl-selector", "cover-static") else {}
-            if (sel_dir / "selection.json").exists():
-                selections[name] = _reusable_selection(sel_dir, name, ratio, seed, dataset, params)
-            else:
-                selections[name] = run_select(dataset, name, ratio, seed, out=sel_dir, resume=resume, progress=not quiet, cache_dir=out / "cache", **params)
-        rows = []
-        for name, sel in selections.items():
-            run_dir = out / f"train-{name}"
-            resume_run = (run_dir / "checkpoint.pt").exists()
-            _, result = train_model(sel.subset(dataset), model=recipe.model, width=recipe.width, config=recipe.train,
-                                    out_dir=run_dir, resume=resume_run, progress=not quiet)
-            rows.append((name, sel, result))
+        prepare_output_dir(out)
+        with output_lock(out, "rlselector quickstart"):
+            selections = {}
+            for name in (method, "random"):
+                sel_dir = out / f"selection-{name}"
+                params = {"recipe": recipe_name} if name in ("rl-selector", "cover-static") else {}
+                if (sel_dir / "selection.json").exists():
+                    selections[name] = _reusable_selection(sel_dir, name, ratio, seed, dataset, params)
+                else:
+                    selections[name] = run_select(dataset, name, ratio, seed, out=sel_dir, resume=resume, progress=not quiet, cache_dir=out / "cache", **params)
+            rows = []
+            for name, sel in selections.items():
+                run_dir = out / f"train-{name}"
+                resume_run = (run_dir / "checkpoint.pt").exists()
+                _, result = train_model(sel.subset(dataset), model=recipe.model, width=recipe.width, config=recipe.train,
+                                        out_dir=run_dir, resume=resume_run, progress=not quiet)
+                rows.append((name, sel, result))
     except InputError as err:
         _fail(err)
     table = Table(title=f"{dataset.name}: {100 * ratio:.0f} % kept, {recipe.model} width {recipe.width}, {recipe.train.epochs} epochs, seed {seed}")

@@ -151,18 +151,6 @@ def cover(
     return Cover(degree=degree, nn_distance=nn_distance, nn_index=nn_index, epsilon=sample_eps)
 
 
-def cover_degree(
-    features: torch.Tensor | np.ndarray,
-    labels: torch.Tensor | np.ndarray,
-    eps: float | Mapping[int, float],
-    *,
-    kept: torch.Tensor | np.ndarray | None = None,
-    block_size: int = DEFAULT_BLOCK_SIZE,
-) -> torch.Tensor:
-    """C_i ∈ [0, 1] (float64, input row order): Eq. 6, or its set-aware variant when ``kept`` is given."""
-    return cover(features, labels, eps, kept=kept, block_size=block_size).degree
-
-
 def redundancy_rank(result: Cover) -> torch.Tensor:
     """Each sample's rank in [0, 1) from least to most redundant, without ties where the data allows.
 

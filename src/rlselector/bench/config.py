@@ -162,7 +162,7 @@ class BenchConfig:
 # ------------------------------------------------------------------------------------------
 def _target(preset: str) -> dict[str, dict[str, Any]]:
     """The recipe of the methods that train their own target network."""
-    return {m: {"preset": preset} for m in TARGET_TRAINING_METHODS}
+    return {m: {"recipe": preset} for m in TARGET_TRAINING_METHODS}
 
 
 _CPU_TINY_PROXY = {"model": "resnet18", "width": 8, "epochs": 3, "batch_size": 64, "lr": 0.05, "record_epochs": [1, 2, 3]}
@@ -335,15 +335,15 @@ def config_from_dict(spec: dict[str, Any], *, where: str = "grid") -> BenchConfi
 
 def _recipe(value: Any, *, where: str) -> tuple[TrainConfig, str, str, int]:
     """(recipe, its name, the preset's model, the preset's width) of a preset name or mapping."""
-    from ..presets import get_preset
+    from ..recipes import get_recipe
 
     if isinstance(value, str):
-        preset = get_preset(value)
+        preset = get_recipe(value)
         return preset.train, value, preset.model, preset.width
     if not isinstance(value, dict):
         raise InputError(f"{where}: give a preset name (cpu, cpu-tiny, paper, ...) or a mapping of training options")
     base_name = value.get("preset", "cpu")
-    preset = get_preset(base_name)
+    preset = get_recipe(base_name)
     config = _train_config(value, where=where)
     name = base_name if config == preset.train else f"{base_name}+" + ",".join(f"{k}={v}" for k, v in value.items() if k != "preset")
     return config, name, preset.model, preset.width
@@ -351,10 +351,10 @@ def _recipe(value: Any, *, where: str) -> tuple[TrainConfig, str, str, int]:
 
 def _train_config(value: dict[str, Any], *, where: str) -> TrainConfig:
     """A TrainConfig from ``{preset: NAME, field: value, ...}`` (the preset's recipe, overridden)."""
-    from ..presets import get_preset
+    from ..recipes import get_recipe
 
     value = dict(value)
-    base = get_preset(value.pop("preset", "cpu")).train
+    base = get_recipe(value.pop("preset", "cpu")).train
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed"}
     unknown = sorted(set(value) - known)
     if unknown:
@@ -385,7 +385,8 @@ def _eval_model(value: Any, width: int, where: str) -> EvalModel:
 
 def _check_methods(methods: tuple[str, ...], params: dict[str, dict[str, Any]], where: str) -> None:
     """Every listed method must be registered (nothing is skipped silently) and its parameters valid."""
-    from ..selection import METHODS, list_methods
+    from ..api import list_methods
+    from ..selection import METHODS
 
     list_methods()  # loads the built-in methods
     missing = [m for m in methods if m not in METHODS]

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import atomic_write_bytes
-from ..selection.api import BAND
+from ..selection.policies import BAND
 from ..selection.format import MANIFEST
 from .config import ALL_METHODS
 from .runner import ANALYSIS, CELLS, FULL, SCRATCH

@@ -23,7 +23,6 @@ written atomically once the cell is finished; on start, every cell whose file ex
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -31,17 +30,18 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .. import __version__
+from ..version import __version__
 from ..data.base import Dataset
 from ..errors import InputError
-from ..io import atomic_save_npz, atomic_torch_save, atomic_write_json
-from ..selection import Selection, get_method, load_selection, select
+from ..io import atomic_save_npz, atomic_torch_save, atomic_write_json, output_lock
+from ..progress import make_progress
+from ..api import get_method, select
+from ..selection import Selection, load_selection
 from ..selection.method import params_record
 from ..train import TrainConfig, build_for, forward_split, train
 from ..train.loop import CHECKPOINT, EPOCH_LOG
@@ -129,7 +129,7 @@ class GridRunner:
     # ------------------------------------------------------------------------------------
     def run(self) -> BenchSummary:
         self.out.mkdir(parents=True, exist_ok=True)
-        with _lock(self.out):
+        with output_lock(self.out, "rlselector bench"):
             if self.config.threads:
                 torch.set_num_threads(self.config.threads)
             atomic_write_json(self.out / "grid.json", {"name": self.config.name, "grid": self.config.source,
@@ -143,7 +143,7 @@ class GridRunner:
             self._keep |= {c.features_from.key for c in pending if c.features_from is not None}
             log.info("grid %s: %d cells, %d already stored, %d to run → %s", self.config.name, len(cells), len(cells) - len(pending), len(pending), self.out)
             failed: list[str] = []
-            with _grid_progress(self.progress) as bar:
+            with make_progress("cells", enabled=self.progress, style="bold cyan") as bar:
                 task = bar.add_task("grid", total=len(cells), completed=len(cells) - len(pending))
                 for cell in pending:
                     bar.update(task, description=f"grid: {cell.label}")
@@ -474,26 +474,3 @@ def load_backbone(net: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[
     usable = {k: v for k, v in state.items() if not k.startswith("classifier.") and k in own and own[k].shape == v.shape}
     net.load_state_dict({**own, **usable})
     return sorted(set(own) - set(usable))
-
-
-@contextlib.contextmanager
-def _lock(out: Path) -> Iterator[None]:
-    """One writer per results directory (an advisory lock the kernel drops when a process dies)."""
-    import fcntl
-
-    handle = open(out / ".lock", "w")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            raise InputError(f"{out}: another 'rlselector bench' is writing into this directory; wait for it to finish or choose another --out") from err
-        yield
-    finally:
-        handle.close()
-
-
-def _grid_progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold cyan]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("cells"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), disable=not enabled, transient=False,
-    )

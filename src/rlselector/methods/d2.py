@@ -35,7 +35,7 @@ from ..errors import InputError
 from ..selection import scores
 from ..selection.distances import centred, knn
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
-from ..selection.progress import step_progress
+from ..progress import step_progress
 
 DIFFICULTIES = ("forgetting", "el2n", "loss", "uniform")
 PROGRESS_EVERY = 1024
@@ -113,10 +113,7 @@ class D2Pruning(SelectionMethod):
         if p.difficulty not in DIFFICULTIES:
             raise InputError(f"d2: difficulty must be one of {', '.join(DIFFICULTIES)}, got {p.difficulty!r}")
         if ctx.features is None or p.difficulty != "uniform":
-            from ..selection.proxy import check_proxy_inputs
-
-            check_proxy_inputs(
-                ctx,
+            ctx.check_proxy_inputs(
                 self.name,
                 features=(None,) if ctx.features is None else (),
                 logits=(None,) if p.difficulty == "el2n" else (),

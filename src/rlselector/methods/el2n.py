@@ -17,7 +17,6 @@ import numpy as np
 
 from ..selection import scores
 from ..selection.method import ScoreMethod, SelectionContext, param, register_method
-from ..selection.proxy import check_proxy_inputs, proxy_records
 
 
 @register_method
@@ -37,10 +36,10 @@ class EL2N(ScoreMethod):
 
     def validate(self, ctx: SelectionContext) -> None:
         super().validate(ctx)
-        check_proxy_inputs(ctx, self.name, logits=[self.params.epoch], seeds=self.params.seeds)
+        ctx.check_proxy_inputs(self.name, logits=[self.params.epoch], seeds=self.params.seeds)
 
     def score(self, ctx: SelectionContext) -> np.ndarray:
-        records = proxy_records(ctx, self.params.seeds)
+        records = ctx.proxy_records(self.params.seeds)
         epoch = records[0].early_epoch if self.params.epoch is None else self.params.epoch
         self.details = {"epoch": epoch, "proxy_runs": len(records)}
         return np.mean([scores.el2n(record.logits_at(epoch), ctx.labels) for record in records], axis=0)

@@ -22,14 +22,14 @@ import numpy as np
 from ..errors import InputError
 from ..selection import scores
 from ..selection.method import ScoreMethod, SelectionContext, param, register_method
-from ..selection.proxy import check_proxy_inputs
+from ..selection.policies import ranks01
 
 
 def forgetting_score(correct: np.ndarray, loss: np.ndarray | None = None) -> np.ndarray:
     """Forgetting events per sample, never-learned = E; plus ``rank(mean loss)`` in [0, 1) if ``loss`` is given."""
     counts = scores.forgetting_events(correct)
     if loss is not None:
-        counts += scores.ranks01(np.asarray(loss, dtype=np.float64).mean(axis=0))
+        counts += ranks01(np.asarray(loss, dtype=np.float64).mean(axis=0))
     return counts
 
 
@@ -51,7 +51,7 @@ class Forgetting(ScoreMethod):
         super().validate(ctx)
         if self.params.tie_break not in ("loss", "none"):
             raise InputError(f"method 'forgetting': tie_break must be 'loss' or 'none', got {self.params.tie_break!r}")
-        check_proxy_inputs(ctx, self.name, min_epochs=2)
+        ctx.check_proxy_inputs(self.name, min_epochs=2)
 
     def score(self, ctx: SelectionContext) -> np.ndarray:
         record = ctx.proxy()

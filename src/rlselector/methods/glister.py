@@ -36,8 +36,7 @@ import numpy as np
 from ..errors import InputError
 from ..selection import scores
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
-from ..selection.policies import class_quotas
-from ..selection.proxy import check_proxy_inputs
+from ..selection.policies import class_quotas, ranks01
 
 
 def carve_validation(labels: np.ndarray, fraction: float, rng: np.random.Generator, num_classes: int) -> np.ndarray:
@@ -129,7 +128,7 @@ class Glister(SelectionMethod):
             raise InputError(f"method 'glister': lr must be positive, got {self.params.lr!r}")
         if int(self.params.rounds) < 1:
             raise InputError(f"method 'glister': rounds must be at least 1, got {self.params.rounds!r}")
-        check_proxy_inputs(ctx, self.name, logits=[self.params.epoch], features=[self.params.epoch])
+        ctx.check_proxy_inputs(self.name, logits=[self.params.epoch], features=[self.params.epoch])
 
     def run(self, ctx: SelectionContext) -> MethodResult:
         record = ctx.proxy()
@@ -150,7 +149,7 @@ class Glister(SelectionMethod):
             record.features_at(epoch), record.logits_at(epoch), labels,
             val_index=val_index, groups=groups, quotas=quotas, lr=float(self.params.lr), rounds=int(self.params.rounds),
         )
-        priority = scores.ranks01(gains)
+        priority = ranks01(gains)
         priority[picked] = 1.0 + (len(picked) - np.arange(len(picked))) / max(len(picked), 1)
         return MethodResult(
             scores=priority,

@@ -20,7 +20,6 @@ import numpy as np
 
 from ..selection import scores
 from ..selection.method import ScoreMethod, SelectionContext, param, register_method
-from ..selection.proxy import check_proxy_inputs, proxy_records
 
 
 @register_method
@@ -40,10 +39,10 @@ class GraNd(ScoreMethod):
 
     def validate(self, ctx: SelectionContext) -> None:
         super().validate(ctx)
-        check_proxy_inputs(ctx, self.name, logits=[self.params.epoch], features=[self.params.epoch], seeds=self.params.seeds)
+        ctx.check_proxy_inputs(self.name, logits=[self.params.epoch], features=[self.params.epoch], seeds=self.params.seeds)
 
     def score(self, ctx: SelectionContext) -> np.ndarray:
-        records = proxy_records(ctx, self.params.seeds)
+        records = ctx.proxy_records(self.params.seeds)
         epoch = records[0].early_epoch if self.params.epoch is None else self.params.epoch
         self.details = {"epoch": epoch, "proxy_runs": len(records), "gradient": "last layer (weights and bias), exact"}
         return np.mean(

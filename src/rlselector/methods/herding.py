@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import InputError
 from ..selection.distances import centred, sq_norms
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
-from ..selection.progress import step_progress
+from ..progress import step_progress
 
 PROGRESS_EVERY = 256
 """Greedy steps between progress-bar updates."""
@@ -73,10 +73,7 @@ class Herding(SelectionMethod):
     def validate(self, ctx: SelectionContext) -> None:
         if not isinstance(self.params.per_class, bool):
             raise InputError(f"herding: per_class must be true or false, got {self.params.per_class!r}")
-        if ctx.features is None:  # features come from the proxy run: check it records them
-            from ..selection.proxy import check_proxy_inputs
-
-            check_proxy_inputs(ctx, self.name, features=(None,))
+        ctx.check_embeddings(self.name)
 
     def run(self, ctx: SelectionContext) -> MethodResult:
         features = np.asarray(ctx.embeddings(), dtype=np.float32)

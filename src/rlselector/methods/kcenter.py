@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import InputError
 from ..selection.distances import centred, sq_distances_to, sq_norms
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
-from ..selection.progress import step_progress
+from ..progress import step_progress
 
 PROGRESS_EVERY = 256
 STARTS = ("random", "central")
@@ -72,10 +72,7 @@ class KCenterGreedy(SelectionMethod):
     def validate(self, ctx: SelectionContext) -> None:
         if self.params.start not in STARTS:
             raise InputError(f"kcenter: start must be one of {', '.join(STARTS)}, got {self.params.start!r}")
-        if ctx.features is None:  # features come from the proxy run: check it records them
-            from ..selection.proxy import check_proxy_inputs
-
-            check_proxy_inputs(ctx, self.name, features=(None,))
+        ctx.check_embeddings(self.name)
 
     def run(self, ctx: SelectionContext) -> MethodResult:
         features = np.asarray(ctx.embeddings(), dtype=np.float32)

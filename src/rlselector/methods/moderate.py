@@ -57,10 +57,7 @@ class ModerateDS(ScoreMethod):
         super().validate(ctx)
         if self.params.center not in CENTERS:
             raise InputError(f"moderate: center must be one of {', '.join(CENTERS)}, got {self.params.center!r}")
-        if ctx.features is None:  # features come from the proxy run: check it records them
-            from ..selection.proxy import check_proxy_inputs
-
-            check_proxy_inputs(ctx, self.name, features=(None,))
+        ctx.check_embeddings(self.name)
 
     def score(self, ctx: SelectionContext) -> np.ndarray:
         features = np.asarray(ctx.embeddings(), dtype=np.float32)

@@ -27,7 +27,6 @@ import numpy as np
 from ..errors import InputError
 from ..selection import scores
 from ..selection.method import ScoreMethod, SelectionContext, param, register_method
-from ..selection.proxy import check_proxy_inputs
 
 
 def moso_scores(checkpoints: list[tuple[np.ndarray, np.ndarray]], labels: np.ndarray) -> np.ndarray:
@@ -58,7 +57,7 @@ class MoSo(ScoreMethod):
     def validate(self, ctx: SelectionContext) -> None:
         super().validate(ctx)
         wanted = [None] if not self.params.epochs else list(self.params.epochs)
-        check_proxy_inputs(ctx, self.name, logits=wanted, features=wanted)
+        ctx.check_proxy_inputs(self.name, logits=wanted, features=wanted)
 
     def score(self, ctx: SelectionContext) -> np.ndarray:
         record = ctx.proxy()

@@ -13,7 +13,8 @@ by default: the paper gives no number, its crossover depends on the dataset) and
 Embeddings: the user's ``--features`` if given (e.g. from a real self-supervised model); else a small
 SimCLR-style encoder trained on the dataset itself (``rlselector.selection.ssl``: ResNet-18 of width
 ``ssl_width`` for ``ssl_epochs`` epochs on at most ``ssl_samples`` images — about 5 minutes on one CPU
-core by default — cached per dataset/recipe/seed in the cache directory), or the
+core by default, trained through the one training loop so ``--resume`` continues it — cached per
+dataset/recipe/seed in the cache directory), or the
 supervised proxy's features with ``embedding=proxy``. The paper used SwAV on ImageNet; the small
 encoder is a CPU-sized stand-in.
 """
@@ -106,10 +107,8 @@ class SelfSupervisedPrototypes(ScoreMethod):
             raise InputError(f"prototypes: clusters must be an integer >= 0 (0 = automatic), got {p.clusters!r}")
         if not isinstance(p.hard_threshold, (int, float)) or not 0.0 <= p.hard_threshold <= 1.0:
             raise InputError(f"prototypes: hard_threshold must lie in [0, 1], got {p.hard_threshold!r}")
-        if ctx.features is None and p.embedding == "proxy":
-            from ..selection.proxy import check_proxy_inputs
-
-            check_proxy_inputs(ctx, self.name, features=(None,))
+        if p.embedding == "proxy":
+            ctx.check_embeddings(self.name)
 
     def embeddings(self, ctx: SelectionContext) -> np.ndarray:
         if ctx.features is not None:
@@ -124,8 +123,13 @@ class SelfSupervisedPrototypes(ScoreMethod):
             batch_size=self.params.ssl_batch_size,
             max_samples=self.params.ssl_samples,
         )
-        features, seconds, cached = ssl_embeddings(ctx.dataset, config, seed=ctx.seed, progress=ctx.progress, cache_dir=ctx.cache_dir)
-        ctx.timings["reused_s" if cached else "ssl_s"] = seconds  # a cached encoder is still charged to the cost
+        features, seconds, cached = ssl_embeddings(
+            ctx.dataset, config, seed=ctx.seed, progress=ctx.progress, cache_dir=ctx.cache_dir, workdir=ctx.workdir, resume=ctx.resume
+        )
+        if cached:
+            ctx.cost.reused_s = seconds
+        else:
+            ctx.cost.ssl_s = seconds  # a cached encoder is still charged to the cost
         self.details["ssl_cached"] = cached
         return features
 

@@ -40,11 +40,10 @@ from ..agent import AgentConfig, SelectorAgent, StepStats, normalised_cover
 from ..cover import cover, epsilon, greedy_set_aware_prune
 from ..errors import InputError
 from ..io import atomic_write, atomic_write_bytes
-from ..selection.api import BAND
 from ..selection.format import MANIFEST
-from ..selection.policies import apply_policy
+from ..selection.policies import apply_policy, band_decision, lift_kept, policy_sample
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
-from ..selection.progress import step_progress
+from ..progress import step_progress
 from ..selection.target import TARGET_DIR, check_cover_inputs, target_recipe, train_target
 from ..train import BatchContext, TrainHook
 from ..train.loop import CHECKPOINT, DistributedContext, epoch_batches
@@ -59,27 +58,6 @@ VARIANTS = {
 
 DECISIONS = ("threshold", "set-aware", "sample")
 """How the final kept set is read off the trained policy (see ``Params.decision``)."""
-
-
-def band_decision(scores: np.ndarray, ratio: float) -> tuple[np.ndarray, bool]:
-    """Kept indices from deterministic scores: score ≥ 0.5, or the top-k with k clipped into the ±1 %
-    band when the natural count falls outside it; and whether the band had to be enforced."""
-    n = len(scores)
-    natural = int((scores >= 0.5).sum())
-    low, high = max(1, math.ceil((ratio - BAND) * n - 1e-9)), min(n, math.floor((ratio + BAND) * n + 1e-9))
-    if low <= natural <= high:
-        return np.sort(np.flatnonzero(scores >= 0.5)), False
-    k = min(max(natural, low), high)
-    order = np.argsort(-scores, kind="stable")
-    return np.sort(order[:k]), True
-
-
-def policy_sample(keep_probability: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` sorted indices drawn without replacement, each draw with chance proportional to the
-    keep probability among those left (Efraimidis–Spirakis: the top-``count`` of log(u) / p)."""
-    weights = np.maximum(keep_probability, np.finfo(np.float64).tiny)  # p = 0 sorts last instead of dividing by 0
-    keys = np.log(rng.random(len(weights))) / weights
-    return np.sort(np.argsort(-keys, kind="stable")[:count])
 
 
 class SelectorHook(TrainHook):
@@ -229,8 +207,8 @@ class RLSelector(SelectionMethod):
 
     @dataclass
     class Params:
-        preset: str = param("cpu", "recipe of the target network: cpu (ResNet-18 w16, a few epochs), paper (w64, 200 epochs), ...")
-        epochs: int | None = param(None, "target epochs (None = the preset's); with --features: passes of the agent over them")
+        recipe: str = param("cpu", "recipe of the target network: cpu (ResNet-18 w16, a few epochs), paper (w64, 200 epochs), ...")
+        epochs: int | None = param(None, "target epochs (None = the recipe's); with --features: passes of the agent over them")
         variant: str = param("default", "agent configuration: default (measured best), paper-literal (method.md §2-3), method-9")
         agent: dict = param({}, "overrides of agent fields, e.g. {learning_rate: 3e-4, updates_per_step: 2} (see rlselector.agent.AgentConfig)")
         epsilon_rule: str = param("quantile", "ε per class: quantile (of intra-class distances), mean, median, nn-median")
@@ -242,10 +220,10 @@ class RLSelector(SelectionMethod):
         decision_rounds: int = param(20, "set-aware decision: pruning rounds, each one cover pass over the kept samples")
         random_uncovered: bool = param(False, "set-aware decision: prune the samples no kept neighbour covers in seeded random order, not by score")
         reference_size: int = param(4096, "bank rows whose decisions measure the kept share each step (all when fewer)")
-        batch_size: int = param(128, "minibatch of the agent with --features (the target's batch comes from the preset)")
+        batch_size: int = param(128, "minibatch of the agent with --features (the target's batch comes from the recipe)")
         init_from: str | None = param(None, "a finished rl-selector selection directory: fine-tune it to this ratio (T-RL-Selector)")
-        finetune_epochs: int | None = param(None, "epochs of that fine-tuning (None = 15/200 of the preset's epochs, at least 1)")
-        finetune_lr_scale: float = param(0.1, "learning rate of that fine-tuning, as a share of the preset's")
+        finetune_epochs: int | None = param(None, "epochs of that fine-tuning (None = 15/200 of the recipe's epochs, at least 1)")
+        finetune_lr_scale: float = param(0.1, "learning rate of that fine-tuning, as a share of the recipe's")
 
     def agent_config(self) -> AgentConfig:
         if self.params.variant not in VARIANTS:
@@ -266,7 +244,7 @@ class RLSelector(SelectionMethod):
             raise InputError(f"rl-selector: random_uncovered orders the set-aware decision; add decision=set-aware (got {p.decision!r})")
         if p.decision_rounds < 1:
             raise InputError(f"rl-selector: decision_rounds must be ≥ 1, got {p.decision_rounds}")
-        check_cover_inputs(self.name, ctx.dataset, p.preset, p.epochs, ctx.seed, p.epsilon_rule, p.epsilon_quantile)
+        check_cover_inputs(self.name, ctx.dataset, p.recipe, p.epochs, ctx.seed, p.epsilon_rule, p.epsilon_quantile)
         if p.init_from is not None:
             self._checked_init(ctx)
 
@@ -281,18 +259,18 @@ class RLSelector(SelectionMethod):
             raise InputError(f"--init-from {run}: is a {manifest.get('method')!r} selection; only rl-selector runs can be fine-tuned")
         if manifest["dataset"]["fingerprint"] != ctx.dataset.fingerprint:
             raise InputError(f"--init-from {run}: was made on dataset {manifest['dataset']['name']!r} with another fingerprint; use the same data (same --limit and seed)")
-        if manifest["params"]["preset"] != self.params.preset:
-            raise InputError(f"--init-from {run}: its target network is preset {manifest['params']['preset']!r}, not {self.params.preset!r}; feature sizes would differ — pass --preset {manifest['params']['preset']}")
+        if manifest["params"].get("recipe") != self.params.recipe:
+            raise InputError(f"--init-from {run}: its target network is recipe {manifest['params'].get('recipe')!r}, not {self.params.recipe!r}; feature sizes would differ — pass --recipe {manifest['params'].get('recipe')}")
         if ctx.features is not None:
             raise InputError("--init-from fine-tunes a target network; it cannot be combined with --features")
         return manifest
 
     def run(self, ctx: SelectionContext) -> MethodResult:
         p = self.params
-        preset, recipe = target_recipe(p.preset, p.epochs, ctx.seed)
+        named, recipe = target_recipe(p.recipe, p.epochs, ctx.seed)
         transfer = p.init_from is not None
         if transfer:
-            epochs = p.finetune_epochs or max(1, round(preset.train.epochs * 15 / 200))
+            epochs = p.finetune_epochs or max(1, round(named.train.epochs * 15 / 200))
             recipe = dataclasses.replace(recipe, epochs=epochs, lr=recipe.lr * p.finetune_lr_scale)
         if ctx.features is not None:
             recipe = dataclasses.replace(recipe, batch_size=p.batch_size)
@@ -310,12 +288,12 @@ class RLSelector(SelectionMethod):
         else:
             model = None
             if transfer:
-                model, state = self._initial_state(ctx, preset)
+                model, state = self._initial_state(ctx, named)
                 hook.load_state_dict(state, ratio_changes=True)
-            train_target(ctx.dataset, preset, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress, hooks=[hook], model=model)
-        ctx.timings["agent_s"] = sum(r["seconds_agent"] for r in hook.history)
-        ctx.timings["cover_s"] = sum(r["seconds_cover"] for r in hook.history)
-        ctx.timings["target_s"] = sum(r["seconds_target"] for r in hook.history)
+            train_target(ctx.dataset, named, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress, hooks=[hook], model=model)
+        ctx.cost.agent_s = sum(r["seconds_agent"] for r in hook.history)
+        ctx.cost.cover_s = sum(r["seconds_cover"] for r in hook.history)
+        ctx.cost.target_s = sum(r["seconds_target"] for r in hook.history)
         scores = hook.final_scores().double().numpy()
         if ctx.class_balanced:  # proportional class quotas, each filled by the highest keep scores
             kept, _ = apply_policy("keep-highest", scores, ctx.budget, ctx.rng("policy"), labels=ctx.labels, num_classes=ctx.dataset.num_classes)
@@ -325,8 +303,8 @@ class RLSelector(SelectionMethod):
         if p.decision != "threshold":
             started_decision = time.perf_counter()
             kept = self._redecided(ctx, hook.bank, scores, kept)
-            ctx.timings["decision_s"] = time.perf_counter() - started_decision
-        priority = _priority(scores, kept)
+            ctx.cost.decision_s = time.perf_counter() - started_decision
+        priority = lift_kept(scores, kept)
         if ctx.workdir is not None:
             write_diagnostics(ctx.workdir.parent, hook.history, ctx.ratio)
         return MethodResult(
@@ -338,7 +316,7 @@ class RLSelector(SelectionMethod):
                 "band_enforced": enforced,
                 "decision": p.decision,
                 "agent": dataclasses.asdict(hook.agent.config),
-                "target": {"model": preset.model, "width": preset.width, "epochs": recipe.epochs, "fixed_features": ctx.features is not None},
+                "target": {"model": named.model, "width": named.width, "epochs": recipe.epochs, "fixed_features": ctx.features is not None},
                 "transfer_from": p.init_from,
                 "diagnostics": hook.history,
                 "wall_s": time.perf_counter() - started,
@@ -369,36 +347,26 @@ class RLSelector(SelectionMethod):
             ).numpy()
         return np.flatnonzero(mask)
 
-    def _initial_state(self, ctx: SelectionContext, preset) -> tuple[torch.nn.Module, dict[str, Any]]:
-        from ..train import build_for
+    def _initial_state(self, ctx: SelectionContext, named) -> tuple[torch.nn.Module, dict[str, Any]]:
+        from ..train import build_for, load_checkpoint
 
         self._checked_init(ctx)
-        state = torch.load(Path(self.params.init_from) / "work" / TARGET_DIR / CHECKPOINT, map_location="cpu", weights_only=False)
-        model = build_for(ctx.dataset, preset.model, preset.width, ctx.seed)
+        state = load_checkpoint(Path(self.params.init_from) / "work" / TARGET_DIR / CHECKPOINT,
+                                fix="Pass another finished run to --init-from, or rerun that selection.")
+        model = build_for(ctx.dataset, named.model, named.width, ctx.seed)
         model.load_state_dict(state["model"])
         return model, state["hooks"][0]
 
     def _run_on_features(self, ctx: SelectionContext, hook: SelectorHook, epochs: int, batch_size: int) -> None:
-        """The same loop on fixed features: the bank is full from the start, so the agent acts at once."""
+        """The same hooks replayed over fixed features: the bank is full from the start, so the agent acts at once."""
+        from ..train import replay_features
+
         features = torch.from_numpy(ctx.features)
         hook.agent = SelectorAgent(features.shape[1], ctx.ratio, hook.agent_config, seed=ctx.seed, total_steps=hook.total_steps)
         hook.bank = features.clone()
         hook.refresh_cover()
-        with step_progress("rl-selector (fixed features)", epochs, enabled=ctx.progress) as advance:
-            for epoch in range(epochs):
-                hook.on_epoch_start(epoch, None)
-                for index in epoch_batches(len(features), batch_size, epoch, ctx.seed, DistributedContext()):
-                    hook.observe(index, features[index])
-                hook.on_epoch_end(epoch, None)
-                advance(1)
-        hook.on_train_end(None)
-
-
-def _priority(scores: np.ndarray, kept: np.ndarray) -> np.ndarray:
-    """Keep scores lifted by one for the kept samples, so the kept set is exactly the top-k."""
-    priority = scores.astype(np.float64).copy()
-    priority[kept] += 1.0
-    return priority
+        replay_features(features, ctx.labels, epochs=epochs, batch_size=batch_size, seed=ctx.seed, hooks=[hook],
+                        out_dir=ctx.workdir / "agent" if ctx.workdir is not None else None, resume=ctx.resume, progress=ctx.progress)
 
 
 def write_diagnostics(out_dir: Path, history: list[dict[str, float]], ratio: float) -> None:

@@ -1,10 +1,11 @@
-"""Selection: the format, the method contract and registry, score policies, the proxy stage."""
+"""Selection plumbing below the methods: the format, the method contract and registry, score
+policies, training dynamics and the proxy stage. The entry point ``select()`` stands above the
+methods, in :mod:`rlselector.api`."""
 
-from .api import select
 from .format import Selection, load_selection, write_selection
-from .method import METHODS, MethodResult, ScoreMethod, SelectionContext, SelectionMethod, get_method, list_methods, param, register_method
+from .method import METHODS, MethodResult, ScoreMethod, SelectionContext, SelectionMethod, param, register_method
 
 __all__ = [
     "METHODS", "MethodResult", "ScoreMethod", "Selection", "SelectionContext", "SelectionMethod",
-    "get_method", "list_methods", "load_selection", "param", "register_method", "select", "write_selection",
+    "load_selection", "param", "register_method", "write_selection",
 ]

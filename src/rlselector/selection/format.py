@@ -15,6 +15,7 @@ Both are written atomically, the npz first: a directory with a manifest always h
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,22 +102,66 @@ def load_selection(path: str | Path) -> Selection:
                 f"{required}: missing; a selection directory holds {MANIFEST} and {ARRAYS} "
                 f"(written by 'rlselector select --out DIR')"
             )
+    manifest = _read_manifest(manifest_path)
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{manifest_path}: not valid JSON ({err}); re-run the selection") from err
-    for key in ("method", "n", "n_kept", "dataset", "ratio_achieved"):
-        if key not in manifest:
-            raise InputError(f"{manifest_path}: field {key!r} is missing; re-run the selection")
-    try:
-        with np.load(arrays_path) as arrays:
+        with np.load(arrays_path, allow_pickle=False) as arrays:
             indices, scores = arrays["indices"], arrays["scores"]
             raw = arrays["raw_scores"] if "raw_scores" in arrays.files else None
-    except (OSError, ValueError, KeyError) as err:
+    except (AttributeError, TypeError) as err:  # a .npy (one bare array) has no fields and is no context manager
+        raise InputError(f"{arrays_path}: not a .npz archive of named arrays ({err}); re-run the selection") from err
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise InputError(f"{arrays_path}: unreadable or missing 'indices'/'scores' ({err}); re-run the selection") from err
-    if len(scores) != manifest["n"] or len(indices) != manifest["n_kept"]:
+    n, n_kept = manifest["n"], manifest["n_kept"]
+    if len(scores) != n or len(indices) != n_kept:
         raise InputError(
             f"{arrays_path}: holds {len(indices)} indices and {len(scores)} scores but {manifest_path} "
-            f"says n_kept={manifest['n_kept']}, n={manifest['n']}; the files do not belong together"
+            f"says n_kept={n_kept}, n={n}; the files do not belong together"
         )
-    return Selection(indices=indices, scores=scores, manifest=manifest, raw_scores=raw, path=path)
+    _check_indices(arrays_path, indices, n)
+    for name, values in (("scores", scores), ("raw_scores", raw)):
+        if values is None:
+            continue
+        if values.shape != (n,) or not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
+            raise InputError(f"{arrays_path}: field '{name}' must be {n} real numbers (one per sample), got shape {values.shape} dtype {values.dtype}")
+    if not np.isfinite(scores).all():
+        raise InputError(f"{arrays_path}: field 'scores' holds {int((~np.isfinite(scores)).sum())} NaN/inf values; keep scores are finite — re-run the selection")
+    return Selection(indices=indices.astype(np.int64), scores=scores.astype(np.float64), manifest=manifest, raw_scores=raw, path=path)
+
+
+MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {
+    "method": (str,), "n": (int,), "n_kept": (int,), "dataset": (dict,), "ratio_achieved": (int, float),
+}
+"""The manifest fields a loader relies on, with their JSON types."""
+DATASET_FIELDS: dict[str, tuple[type, ...]] = {"name": (str,), "fingerprint": (str,)}
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest, its fields of the right types; every refusal names the file and the field."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not valid JSON ({err}); re-run the selection") from err
+    if not isinstance(manifest, dict):
+        raise InputError(f"{path}: must hold a JSON object, got {type(manifest).__name__}; re-run the selection")
+    for table, fields, where in ((manifest, MANIFEST_FIELDS, ""), (manifest.get("dataset"), DATASET_FIELDS, "dataset.")):
+        for key, types in fields.items():
+            if key not in table:
+                raise InputError(f"{path}: field {where + key!r} is missing; re-run the selection")
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, types):
+                wanted = " or ".join("number" if t is float else {int: "integer", str: "text", dict: "object"}[t] for t in types)
+                raise InputError(f"{path}: field {where + key!r} must be {wanted}, got {value!r}; re-run the selection")
+    if manifest["n"] < 1 or not 0 <= manifest["n_kept"] <= manifest["n"]:
+        raise InputError(f"{path}: fields 'n'={manifest['n']} and 'n_kept'={manifest['n_kept']} must satisfy 0 ≤ n_kept ≤ n, n ≥ 1")
+    return manifest
+
+
+def _check_indices(path: Path, indices: np.ndarray, n: int) -> None:
+    """Kept indices are 1-D integers, strictly increasing (each sample once), within [0, n)."""
+    if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
+        raise InputError(f"{path}: field 'indices' must be a 1-D integer array, got shape {indices.shape} dtype {indices.dtype}; re-run the selection")
+    if len(indices) and (indices[0] < 0 or indices[-1] >= n or not (np.diff(indices) > 0).all()):
+        if (np.diff(indices) <= 0).any():
+            at = int(np.flatnonzero(np.diff(indices) <= 0)[0])
+            raise InputError(f"{path}: field 'indices' must be strictly increasing (each sample once), but position {at + 1} holds {indices[at + 1]} after {indices[at]}; re-run the selection")
+        raise InputError(f"{path}: field 'indices' must lie in [0, {n}), got values from {indices.min()} to {indices.max()}; re-run the selection")

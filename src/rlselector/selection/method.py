@@ -17,13 +17,16 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable
 
 import numpy as np
 
 from ..data.base import Dataset
 from ..errors import InputError
+from .cache import ArtifactCache
+from .dynamics import ProxyRecord
 from .policies import POLICIES, apply_policy, class_quotas
+from .proxy import proxy_seed, resolve_config, run_proxy
 
 
 def param(default: Any, help: str, **kwargs: Any) -> Any:
@@ -31,6 +34,45 @@ def param(default: Any, help: str, **kwargs: Any) -> Any:
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
     return field(default=default, metadata={"help": help}, **kwargs)
+
+
+@dataclass
+class SelectionCost:
+    """Seconds a selection spent, by stage: the manifest's ``timings`` (stages a method did not run
+    stay None and are left out). The proxy stage is kept apart from the method's own time."""
+
+    proxy_s: float = 0.0
+    """Training the proxy run(s) this selection needed (runs read from a cache cost nothing here)."""
+    proxy_cached: bool = False
+    """Whether the shared proxy run came from a cache."""
+    target_s: float | None = None
+    """Training the target network (RL-Selector, cover-static)."""
+    agent_s: float | None = None
+    """RL-Selector's agent: acting and updating."""
+    cover_s: float | None = None
+    """RL-Selector's ε-cover refreshes."""
+    decision_s: float | None = None
+    """RL-Selector's final decision, when it is more than a threshold."""
+    ssl_s: float | None = None
+    """Training the self-supervised encoder (prototypes)."""
+    reused_s: float | None = None
+    """What a stage read from the cache (target features, encoder) cost when it was trained: charged to
+    this selection as if trained again, so a cache never makes a method look cheaper."""
+
+    def add_proxy_run(self, seconds: float, cached: bool) -> None:
+        """Charge one more proxy run (a cached run costs nothing)."""
+        if not cached:
+            self.proxy_s += float(seconds)
+
+    def timings(self, total_seconds: float) -> dict[str, float | bool]:
+        """The manifest's ``timings``: the method's own seconds (total minus proxy), then each stage."""
+        stages = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {
+            "selection_s": round(total_seconds - self.proxy_s, 3),
+            "proxy_s": round(self.proxy_s, 3),
+            "proxy_cached": self.proxy_cached,
+            **{name: round(value, 3) for name, value in stages.items() if name not in ("proxy_s", "proxy_cached") and value is not None},
+        }
 
 
 @dataclass
@@ -56,7 +98,7 @@ class SelectionContext:
     progress: bool = True
     proxy_config: Any = None
     """The recipe of the proxy run (a ProxyConfig); None = the default for the dataset."""
-    timings: dict[str, float] = field(default_factory=dict)
+    cost: SelectionCost = field(default_factory=SelectionCost)
     """Seconds spent per stage; the proxy stage is recorded apart from the method's own time."""
 
     @property
@@ -81,19 +123,100 @@ class SelectionContext:
         """A numpy generator for this run's seed; distinct ``stream`` names give independent streams."""
         return np.random.default_rng([self.seed, *stream.encode()])
 
-    def proxy(self):
+    @property
+    def cache(self) -> ArtifactCache | None:
+        """The on-disk cache of reusable stages, or None without a ``cache_dir``."""
+        return ArtifactCache(self.cache_dir) if self.cache_dir is not None else None
+
+    def proxy(self) -> ProxyRecord:
         """The proxy run's record (per-epoch losses, correctness, logits, features), cached on disk."""
         if self.dynamics is not None:
             return self.dynamics
-        from .proxy import run_proxy  # the proxy stage trains a model: imported only when needed
-
         record, seconds, cached = run_proxy(
             self.dataset, self.proxy_config, seed=self.seed, cache_dir=self.cache_dir, progress=self.progress
         )
-        self.timings.setdefault("proxy_s", 0.0 if cached else seconds)
-        self.timings.setdefault("proxy_cached", cached)
+        self.cost.add_proxy_run(seconds, cached)
+        self.cost.proxy_cached = cached
         self.dynamics = record
         return record
+
+    def proxy_records(self, count: int) -> list[ProxyRecord]:
+        """``count`` proxy runs with distinct seeds (for scores averaged over runs, as in EL2N/GraNd).
+
+        The first is :meth:`proxy` (shared with every other method); the others are cached alike and
+        their training time is added to the proxy cost.
+        """
+        records = [self.proxy()]
+        config = resolve_config(self.dataset, self.proxy_config)
+        for index in range(1, count):
+            record, seconds, cached = run_proxy(
+                self.dataset, config, seed=proxy_seed(self.seed, index), cache_dir=self.cache_dir, progress=self.progress
+            )
+            self.cost.add_proxy_run(seconds, cached)
+            records.append(record)
+        return records
+
+    def check_embeddings(self, method: str) -> None:
+        """Refuse, before any training, a features-based method whose features would come from a
+        proxy run that does not record them (the user's ``--features`` need no check here)."""
+        if self.features is None:
+            self.check_proxy_inputs(method, features=(None,))
+
+    def check_proxy_inputs(
+        self,
+        method: str,
+        *,
+        logits: Iterable[int | None] = (),
+        features: Iterable[int | None] = (),
+        margin: bool = False,
+        seeds: int = 1,
+        min_epochs: int = 1,
+    ) -> None:
+        """Refuse, before any training, a request the proxy record cannot serve.
+
+        ``logits`` / ``features`` list the epochs a method reads (None = its default, resolved by the
+        method); with user dynamics the record is checked, else the proxy config's recorded epochs.
+        """
+        if seeds < 1:
+            raise InputError(f"method {method!r}: seeds must be at least 1, got {seeds}")
+        user = self.dynamics
+        if user is not None:
+            if not isinstance(user, ProxyRecord):
+                raise InputError(
+                    f"method {method!r}: dynamics must be a ProxyRecord (read files with "
+                    f"rlselector.selection.dynamics.load_dynamics), got {type(user).__name__}"
+                )
+            user.validate(n=len(self.dataset), labels=self.labels, num_classes=self.dataset.num_classes)
+            if seeds > 1:
+                raise InputError(
+                    f"method {method!r}: seeds={seeds} needs {seeds} proxy runs but user dynamics "
+                    f"({user.source}) are one run; use seeds=1 or drop --dynamics"
+                )
+            logit_epochs, feature_epochs, has_margin, where = user.logit_epochs, user.feature_epochs, user.margin is not None, user.source
+            epochs = user.epochs
+        else:
+            config = resolve_config(self.dataset, self.proxy_config)
+            config.validate()
+            logit_epochs = feature_epochs = sorted(set(int(e) for e in config.record_epochs))
+            has_margin, where = True, f"the proxy (record_epochs={logit_epochs})"
+            epochs = config.recipe.epochs
+        if epochs < min_epochs:
+            raise InputError(
+                f"method {method!r}: needs per-sample dynamics over at least {min_epochs} epochs but {where} "
+                f"covers {epochs} (fields 'loss'/'correct' are E x N)"
+            )
+        for name, wanted, have in (("logits", logits, logit_epochs), ("features", features, feature_epochs)):
+            for epoch in wanted:
+                if epoch is None:
+                    if not have:
+                        raise InputError(f"method {method!r}: {where} has no '{name}_<epoch>' field; it needs {name}")
+                elif int(epoch) not in have:
+                    raise InputError(
+                        f"method {method!r}: needs {name} at epoch {epoch} but {where} records them at {have}; "
+                        f"choose one of those epochs"
+                    )
+        if margin and not has_margin:
+            raise InputError(f"method {method!r}: {where} has no 'margin' field (E x N); AUM needs it")
 
     def embeddings(self, epoch: int | None = None) -> np.ndarray:
         """Per-sample features: the user's ``--features`` if given, else the proxy's (final epoch)."""
@@ -145,6 +268,12 @@ class SelectionMethod(ABC):
             return cls.Params(**values)
         except (TypeError, ValueError) as err:
             raise InputError(f"method {cls.name!r}: bad parameter ({err})") from err
+
+    @classmethod
+    def reads_features(cls) -> bool:
+        """Whether the user's ``--features`` replace something this method computes (its embedding,
+        or the target network whose features it reads)."""
+        return "features" in cls.inputs or "target-training" in cls.inputs
 
     def validate(self, ctx: SelectionContext) -> None:
         """Refuse bad input before heavy work; subclasses add their own checks."""
@@ -202,24 +331,8 @@ def register_method(cls: type[SelectionMethod]) -> type[SelectionMethod]:
     return cls
 
 
-def get_method(name: str) -> type[SelectionMethod]:
-    _load_builtin_methods()
-    if name not in METHODS:
-        raise InputError(f"unknown selection method {name!r}; known methods: {', '.join(sorted(METHODS))}")
-    return METHODS[name]
-
-
 def params_record(params: Any) -> dict[str, Any]:
     """A method's parameters as a selection manifest stores them: every field with its default filled
     in, in JSON types (paths as text, tuples as lists). Stored runs are keyed and compared by it, so
     a changed default never matches an old run."""
     return json.loads(json.dumps(dataclasses.asdict(params), default=str))
-
-
-def list_methods() -> list[type[SelectionMethod]]:
-    _load_builtin_methods()
-    return [METHODS[name] for name in sorted(METHODS)]
-
-
-def _load_builtin_methods() -> None:
-    from .. import methods  # noqa: F401  (each module registers itself on import)

@@ -7,9 +7,13 @@ policies that sample draw only from the generator they are given.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
+
+BAND = 0.01
+"""Achieved ratios must lie within ±1 percentage point of the requested one (the paper's band)."""
 
 Policy = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 POLICIES: dict[str, Policy] = {}
@@ -29,19 +33,41 @@ def top_k(priority: np.ndarray, k: int) -> np.ndarray:
     return np.sort(order[:k])
 
 
-def _ranks01(values: np.ndarray) -> np.ndarray:
-    """Ranks scaled into [0, 1): order-preserving, finite, ties by index."""
+def ranks01(values: np.ndarray) -> np.ndarray:
+    """Ranks scaled into [0, 1): a bounded, order-preserving, finite tie-breaker (ties by index)."""
     n = len(values)
     ranks = np.empty(n, dtype=np.float64)
-    ranks[np.argsort(values, kind="stable")] = np.arange(n)
+    ranks[np.argsort(np.asarray(values, dtype=np.float64), kind="stable")] = np.arange(n)
     return ranks / max(n, 1)
 
 
-def _priority_from_subset(kept: np.ndarray, n: int, tie: np.ndarray) -> np.ndarray:
-    """A priority whose top-|kept| is exactly ``kept``: kept samples sit one unit above the rest."""
-    priority = _ranks01(tie)
+def lift_kept(order: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """A keep priority whose top-|kept| is exactly ``kept``: ``order`` (values in [0, 1), e.g.
+    :func:`ranks01` or keep probabilities) with the kept samples lifted one unit above the rest."""
+    priority = np.asarray(order, dtype=np.float64).copy()
     priority[kept] += 1.0
     return priority
+
+
+def band_decision(scores: np.ndarray, ratio: float) -> tuple[np.ndarray, bool]:
+    """Kept indices from deterministic scores: score ≥ 0.5, or the top-k with k clipped into the ±1 %
+    band when the natural count falls outside it; and whether the band had to be enforced."""
+    n = len(scores)
+    natural = int((scores >= 0.5).sum())
+    low, high = max(1, math.ceil((ratio - BAND) * n - 1e-9)), min(n, math.floor((ratio + BAND) * n + 1e-9))
+    if low <= natural <= high:
+        return np.sort(np.flatnonzero(scores >= 0.5)), False
+    k = min(max(natural, low), high)
+    order = np.argsort(-scores, kind="stable")
+    return np.sort(order[:k]), True
+
+
+def policy_sample(keep_probability: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` sorted indices drawn without replacement, each draw with chance proportional to the
+    keep probability among those left (Efraimidis–Spirakis: the top-``count`` of log(u) / p)."""
+    weights = np.maximum(keep_probability, np.finfo(np.float64).tiny)  # p = 0 sorts last instead of dividing by 0
+    keys = np.log(rng.random(len(weights))) / weights
+    return np.sort(np.argsort(-keys, kind="stable")[:count])
 
 
 @register_policy("keep-highest")
@@ -86,7 +112,7 @@ def keep_stratified(scores: np.ndarray, k: int, rng: np.random.Generator, strata
     if budget > 0:  # integer division left a few over: give them to random unkept samples
         rest = np.setdiff1d(np.arange(n), kept)
         kept = np.concatenate([kept, rng.choice(rest, size=budget, replace=False)])
-    return _priority_from_subset(kept, n, scores)
+    return lift_kept(ranks01(scores), kept)
 
 
 def class_quotas(labels: np.ndarray, k: int, num_classes: int) -> np.ndarray:
@@ -125,6 +151,5 @@ def apply_policy(
         chosen = top_k(local, int(quota))
         kept.append(members[chosen])
         # within-class order preserved, kept ones lifted above every unkept sample of any class
-        priority[members] = _ranks01(local)
-        priority[members[chosen]] += 1.0
+        priority[members] = lift_kept(ranks01(local), chosen)
     return np.sort(np.concatenate(kept)), priority

@@ -112,22 +112,3 @@ def forgetting_events(correct: np.ndarray) -> np.ndarray:
     events = forgetting_counts(correct).astype(np.float64)
     events[never_learned(correct)] = correct.shape[0]
     return events
-
-
-def margins(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Margin (Pleiss et al. 2020): the assigned class's logit minus the largest other logit."""
-    z = np.asarray(logits, dtype=np.float64)
-    rows = np.arange(len(z))
-    labels = np.asarray(labels, dtype=np.int64)
-    assigned = z[rows, labels].copy()
-    other = z.copy()
-    other[rows, labels] = -np.inf
-    return assigned - other.max(axis=1)
-
-
-def ranks01(values: np.ndarray) -> np.ndarray:
-    """Ranks scaled into [0, 1) (ties by index): a bounded, order-preserving tie-breaker."""
-    n = len(values)
-    out = np.empty(n, dtype=np.float64)
-    out[np.argsort(np.asarray(values, dtype=np.float64), kind="stable")] = np.arange(n)
-    return out / max(n, 1)

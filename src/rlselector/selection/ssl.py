@@ -14,10 +14,11 @@ views each) on 28×28 images, i.e. ~9 minutes per epoch over all 60,000 Fashion-
 default therefore trains 3 epochs on a seeded subset of at most 10,000 images (~4.5 minutes) and then
 embeds every image (forward only, about a minute). This is far smaller than the paper's SwAV ImageNet
 encoder: the embeddings are a cheap stand-in, and users with better embeddings
-pass them with ``--features``. Its own small loop (not ``rlselector.train``) because the loss is not
-a classification loss. Seeded: the same seed gives the same embeddings; the caller's global torch
-random state is left untouched. With a cache directory the embeddings are stored per (dataset
-fingerprint, recipe, seed) and reused.
+pass them with ``--features``. It trains through the one training loop (``rlselector.train``) with
+Adam, a constant rate and NT-Xent as the loop's objective, so it has the same progress bar and, with
+a work directory, a checkpoint per epoch that ``resume`` continues. Seeded: the same seed gives the
+same embeddings; the caller's global torch random state is left untouched. With a cache directory the
+embeddings are stored per (dataset fingerprint, recipe, seed) and reused.
 """
 
 from __future__ import annotations
@@ -35,12 +36,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.base import Dataset
-from ..data.transforms import normalize, random_crop, random_hflip, to_float
+from ..data.transforms import BatchTransform, normalize, random_crop, random_hflip, to_float
 from ..errors import InputError
 from ..io import atomic_save_npz
-from .progress import step_progress
+from ..train import Objective, TrainConfig, forward_split, train
 
 log = logging.getLogger(__name__)
+
+SSL_DIR = "ssl"
+"""Sub-directory of a work directory holding the encoder's checkpoint and log."""
 
 
 @dataclass(frozen=True)
@@ -85,24 +89,45 @@ class SSLConfig:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """NT-Xent loss of two batches of projections; row i of z1 and row i of z2 are the positive pair."""
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float, *, reduction: str = "mean") -> torch.Tensor:
+    """NT-Xent loss of two batches of projections; row i of z1 and row i of z2 are the positive pair.
+    ``reduction="none"``: the (2B,) loss of every view, z1's rows first."""
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     batch = z1.shape[0]
     logits = z @ z.T / temperature
     logits.fill_diagonal_(float("-inf"))  # a view is not its own candidate
     targets = torch.cat([torch.arange(batch, 2 * batch), torch.arange(batch)])
-    return F.cross_entropy(logits, targets)
+    return F.cross_entropy(logits, targets, reduction=reduction)
 
 
 class _Contrastive(nn.Module):
+    """Encoder plus projection head, shaped as the loop expects: ``features`` and a last layer
+    (``classifier``, here the projection MLP whose outputs the loss contrasts)."""
+
     def __init__(self, encoder: nn.Module, feature_dim: int, projection_dim: int) -> None:
         super().__init__()
         self.encoder = encoder
-        self.head = nn.Sequential(nn.Linear(feature_dim, feature_dim), nn.ReLU(inplace=True), nn.Linear(feature_dim, projection_dim))
+        self.classifier = nn.Sequential(nn.Linear(feature_dim, feature_dim), nn.ReLU(inplace=True), nn.Linear(feature_dim, projection_dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder.features(x))
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder.features(x)
+
+
+class _NTXent(Objective):
+    """The loop's objective: both views of a batch in one forward pass, NT-Xent on their projections."""
+
+    supervised = False
+
+    def __init__(self, dataset: Dataset, config: SSLConfig) -> None:
+        self.dataset, self.config, self.stats = dataset, config, dataset.channel_stats
+
+    def inputs(self, images: torch.Tensor, transform: BatchTransform, generator: torch.Generator) -> torch.Tensor:
+        return torch.cat([_view(images, self.dataset, self.config, self.stats, generator) for _ in range(2)])
+
+    def losses(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        batch = len(labels)
+        per_view = nt_xent(outputs[:batch], outputs[batch:], self.config.temperature, reduction="none")
+        return per_view.view(2, batch).mean(0)  # per sample: the mean over its two views; their mean is NT-Xent
 
 
 def _view(images: torch.Tensor, dataset: Dataset, config: SSLConfig, stats, generator: torch.Generator) -> torch.Tensor:
@@ -114,49 +139,34 @@ def _view(images: torch.Tensor, dataset: Dataset, config: SSLConfig, stats, gene
     return normalize(x, *stats)
 
 
-def train_encoder(dataset: Dataset, config: SSLConfig, *, seed: int, progress: bool = True) -> nn.Module:
-    """Train the encoder with NT-Xent on ``dataset``'s training images (labels unused)."""
+def train_encoder(
+    dataset: Dataset, config: SSLConfig, *, seed: int, progress: bool = True, out_dir: Path | None = None, resume: bool = False
+) -> nn.Module:
+    """Train the encoder with NT-Xent on ``dataset``'s training images (labels unused); with
+    ``out_dir`` a checkpoint per epoch, continued by ``resume``."""
     from ..models import build_model
 
     config.validate()
-    stats = dataset.channel_stats
-    generator = torch.Generator().manual_seed(seed)
-    pool = torch.arange(len(dataset))
+    pool = dataset
     if 0 < config.max_samples < len(dataset):
-        pool = torch.randperm(len(dataset), generator=generator)[: config.max_samples].sort().values
-    n = len(pool)
-    batch_size = min(config.batch_size, n)
-    with torch.random.fork_rng(devices=[]):
+        chosen = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[: config.max_samples].sort().values
+        pool = dataset.subset(chosen.numpy(), tag=f"ssl-{config.max_samples}")
+    recipe = TrainConfig(
+        epochs=config.epochs, batch_size=min(config.batch_size, len(pool)), lr=config.lr, weight_decay=0.0, schedule="constant",
+        augment=False, seed=seed, optimizer="adam",
+    )
+    with torch.random.fork_rng(devices=[]):  # the caller's torch random state stays as it was
         torch.manual_seed(seed)
         encoder = build_model(config.model, in_channels=dataset.in_channels, num_classes=2, image_size=dataset.image_size, width=config.width)
         net = _Contrastive(encoder, encoder.feature_dim, config.projection_dim)
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    steps_per_epoch = n // batch_size  # drop the last partial batch: BatchNorm and NT-Xent want full batches
-    net.train()
-    started = time.perf_counter()
-    with step_progress("self-supervised encoder", config.epochs * steps_per_epoch, enabled=progress) as advance:
-        for epoch in range(config.epochs):
-            order = pool[torch.randperm(n, generator=generator)]
-            loss_sum = 0.0
-            for step in range(steps_per_epoch):
-                index = order[step * batch_size : (step + 1) * batch_size]
-                images, _ = dataset.train.batch(index)
-                loss = nt_xent(net(_view(images, dataset, config, stats, generator)), net(_view(images, dataset, config, stats, generator)), config.temperature)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.item()
-                advance(1)
-            log.info("self-supervised epoch %d/%d: NT-Xent %.4f", epoch + 1, config.epochs, loss_sum / max(steps_per_epoch, 1))
+        started = time.perf_counter()
+        train(net, pool, recipe, objective=_NTXent(dataset, config), out_dir=out_dir, resume=resume, progress=progress, evaluate_test=False)
     log.info("self-supervised encoder trained in %.1f s", time.perf_counter() - started)
     return encoder
 
 
 def embed(encoder: nn.Module, dataset: Dataset) -> np.ndarray:
     """Encoder features of every training image (no augmentation), float32 (N, feature_dim)."""
-    from ..data.transforms import BatchTransform
-    from ..train.evaluate import forward_split
-
     features, _ = forward_split(encoder, dataset.train, BatchTransform.for_dataset(dataset, augment=False))
     return np.ascontiguousarray(features, dtype=np.float32)
 
@@ -168,9 +178,12 @@ def ssl_embeddings(
     seed: int,
     progress: bool = True,
     cache_dir: Path | None = None,
+    workdir: Path | None = None,
+    resume: bool = False,
 ) -> tuple[np.ndarray, float, bool]:
     """``(embeddings, seconds, cached)``: train (or reuse from ``cache_dir``) and embed; ``seconds`` is
-    the training time, the stored one when ``cached``."""
+    the training time, the stored one when ``cached``. With ``workdir`` the training checkpoints in
+    its ``ssl`` folder and ``resume`` continues an interrupted one."""
     config.validate()
     path = None
     if cache_dir is not None:
@@ -180,7 +193,8 @@ def ssl_embeddings(
             stored = np.load(path)
             return stored["features"], float(stored["seconds"]), True
     started = time.perf_counter()
-    encoder = train_encoder(dataset, config, seed=seed, progress=progress)
+    out_dir = Path(workdir) / SSL_DIR if workdir is not None else None
+    encoder = train_encoder(dataset, config, seed=seed, progress=progress, out_dir=out_dir, resume=resume)
     features = embed(encoder, dataset)
     seconds = time.perf_counter() - started
     if path is not None:

@@ -1,6 +1,6 @@
 """The target network of methods that train their own (RL-Selector, cover-static).
 
-Trained on the full training set with a named preset's recipe through the one training loop, with an
+Trained on the full training set with a named recipe through the one training loop, with an
 atomic checkpoint per epoch under the selection's work directory so ``--resume`` continues exactly.
 """
 
@@ -15,26 +15,26 @@ from torch import nn
 from ..cover import EPSILON_RULES
 from ..data.base import Dataset
 from ..errors import InputError
-from ..presets import Preset, get_preset
+from ..recipes import Recipe, get_recipe
 from ..train import TrainConfig, TrainHook, TrainResult, build_for, train
 
 TARGET_DIR = "target"
 """Sub-directory of a method's work directory holding the target network's checkpoint and log."""
 
 
-def target_recipe(preset: str, epochs: int | None, seed: int) -> tuple[Preset, TrainConfig]:
-    """The preset and its recipe, with ``epochs`` overridden when given and the run's seed."""
-    chosen = get_preset(preset)
+def target_recipe(recipe: str, epochs: int | None, seed: int) -> tuple[Recipe, TrainConfig]:
+    """The named recipe and its training configuration, with ``epochs`` overridden when given and the run's seed."""
+    chosen = get_recipe(recipe)
     if epochs is not None and epochs < 1:
         raise InputError(f"epochs must be at least 1, got {epochs}")
     recipe = replace(chosen.train, seed=seed, epochs=epochs if epochs is not None else chosen.train.epochs)
     return chosen, recipe
 
 
-def check_cover_inputs(method: str, dataset: Dataset, preset: str, epochs: int | None, seed: int,
+def check_cover_inputs(method: str, dataset: Dataset, recipe: str, epochs: int | None, seed: int,
                        epsilon_rule: str, epsilon_quantile: float) -> None:
     """What every cover-based method refuses before any work: its recipe, its ε rule, tiny classes."""
-    target_recipe(preset, epochs, seed)
+    target_recipe(recipe, epochs, seed)
     if epsilon_rule not in EPSILON_RULES:
         raise InputError(f"{method}: epsilon_rule must be one of {', '.join(EPSILON_RULES)}, got {epsilon_rule!r}")
     if not 0 < epsilon_quantile < 1:
@@ -46,7 +46,7 @@ def check_cover_inputs(method: str, dataset: Dataset, preset: str, epochs: int |
 
 def train_target(
     dataset: Dataset,
-    preset: Preset,
+    named: Recipe,
     recipe: TrainConfig,
     *,
     workdir: Path | None,
@@ -56,7 +56,7 @@ def train_target(
     model: nn.Module | None = None,
 ) -> tuple[nn.Module, TrainResult]:
     """Train the target (a fresh one seeded from the recipe, or ``model``) on all of ``dataset``."""
-    net = model if model is not None else build_for(dataset, preset.model, preset.width, recipe.seed)
+    net = model if model is not None else build_for(dataset, named.model, named.width, recipe.seed)
     out = workdir / TARGET_DIR if workdir is not None else None
     result = train(net, dataset, recipe, hooks=hooks, out_dir=out, resume=resume, progress=progress, evaluate_test=False)
     return net, result

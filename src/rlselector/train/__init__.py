@@ -1,7 +1,11 @@
 """The one training loop, its hooks, evaluation and distributed plumbing."""
 
+from .checkpoint import load_checkpoint
 from .evaluate import evaluate, forward_split
 from .hooks import BatchContext, TrainHook
-from .loop import TrainConfig, TrainResult, build_for, seed_everything, train, train_model
+from .loop import Objective, TrainConfig, TrainResult, build_for, replay_features, seed_everything, train, train_model
 
-__all__ = ["BatchContext", "TrainConfig", "TrainHook", "TrainResult", "evaluate", "forward_split", "build_for", "seed_everything", "train", "train_model"]
+__all__ = [
+    "BatchContext", "Objective", "TrainConfig", "TrainHook", "TrainResult", "evaluate", "forward_split", "build_for",
+    "load_checkpoint", "replay_features", "seed_everything", "train", "train_model",
+]

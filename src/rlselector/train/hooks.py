@@ -20,21 +20,24 @@ class BatchContext:
     indices: torch.Tensor
     """(B,) training-set indices of the samples in this batch."""
     labels: torch.Tensor
-    logits: torch.Tensor
-    """(B, classes) logits of the forward pass that produced this step's gradient."""
-    losses: torch.Tensor
-    """(B,) per-sample cross-entropy."""
+    logits: torch.Tensor | None
+    """(B, classes) logits of the forward pass that produced this step's gradient (the network's
+    outputs, one row per input, under another objective); None on a replay of fixed features."""
+    losses: torch.Tensor | None
+    """(B,) per-sample losses (cross-entropy by default); None on a replay of fixed features."""
     features: torch.Tensor
-    """(B, d) penultimate features (the input of the model's last linear layer)."""
-    model: nn.Module
-    """The model being trained (unwrapped from DistributedDataParallel)."""
+    """(B, d) penultimate features (the input of the model's last linear layer), or the fixed
+    features of these samples on a replay."""
+    model: nn.Module | None
+    """The model being trained (unwrapped from DistributedDataParallel); None on a replay."""
     images: torch.Tensor | None = None
     """The normalised, augmented input batch, for hooks that need per-sample gradients."""
 
 
 class TrainHook:
     """Base class: override what you need. State returned by :meth:`state_dict` is saved in every
-    epoch checkpoint and handed back to :meth:`load_state_dict` on resume."""
+    epoch checkpoint and handed back to :meth:`load_state_dict` on resume; it must hold tensors and
+    plain values only (no numpy arrays), since checkpoints are loaded with ``weights_only=True``."""
 
     def on_train_start(self, model: nn.Module, dataset: Any) -> None:
         pass

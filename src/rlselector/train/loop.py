@@ -1,16 +1,20 @@
-"""The one training loop. Target networks, proxy models and evaluation all train here.
+"""The one training loop. Target networks, proxy models, the self-supervised encoder and evaluation
+all train here, and hooks replay fixed features through the same epochs.
 
-SGD with momentum and a cosine or multi-step schedule; per-minibatch hooks that see indices,
-logits, per-sample losses and penultimate features; an atomic checkpoint every epoch from which
-``resume=True`` continues exactly (the data order and augmentation of an epoch depend only on
-``(seed, epoch, rank)``); a progress bar with images/s and ETA; a JSON-lines log per epoch;
-DistributedDataParallel under torchrun. Accuracy is the final epoch's, never the best epoch's.
+SGD with momentum (or Adam) and a cosine or multi-step schedule; a pluggable objective (cross-entropy
+by default); per-minibatch hooks that see indices, logits, per-sample losses and penultimate
+features; an atomic checkpoint every epoch from which ``resume=True`` continues exactly (the data
+order and augmentation of an epoch depend only on ``(seed, epoch, rank)``; checkpoints hold tensors
+and plain values and load with ``weights_only=True``); a progress bar with images/s and ETA; a
+JSON-lines log per epoch; DistributedDataParallel under torchrun. Accuracy is the final epoch's,
+never the best epoch's.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,14 +24,15 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 
-from ..data.base import Dataset
+from ..data.base import Dataset, Split
 from ..data.transforms import BatchTransform
 from ..errors import InputError
 from ..io import append_jsonl, atomic_torch_save, atomic_write_bytes, atomic_write_json
+from ..progress import make_progress
+from .checkpoint import load_checkpoint, rng_state, set_rng_state
 from .distributed import DistributedContext
 from .evaluate import evaluate
 from .hooks import BatchContext, TrainHook
@@ -37,6 +42,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
 EPOCH_LOG = "log.jsonl"
 RESULT = "result.json"
+START_OVER = "delete it to start over, or choose another --out"
+"""The fix an unreadable checkpoint's error names."""
 
 
 @dataclass(frozen=True)
@@ -46,15 +53,15 @@ class TrainConfig:
     epochs: int = 3
     """Passes over the training set."""
     batch_size: int = 128
-    """Samples per SGD step (per process under torchrun)."""
+    """Samples per step (per process under torchrun)."""
     lr: float = 0.1
     """Peak learning rate."""
     momentum: float = 0.9
-    """SGD momentum."""
+    """SGD momentum (Adam keeps its default betas)."""
     weight_decay: float = 5e-4
-    """L2 weight decay of SGD."""
+    """L2 weight decay."""
     nesterov: bool = False
-    """Nesterov momentum."""
+    """Nesterov momentum (SGD)."""
     schedule: Literal["cosine", "multistep", "constant"] = "cosine"
     """Learning-rate schedule over epochs."""
     milestones: tuple[int, ...] = ()
@@ -67,15 +74,52 @@ class TrainConfig:
     """Seeds shuffling and augmentation (and, through :func:`seed_everything`, initialisation)."""
     eval_batch_size: int = 1024
     """Batch size of no-grad evaluation passes."""
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    """SGD (classification recipes) or Adam (the self-supervised encoder)."""
 
     def validate(self) -> None:
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        """Refuse a recipe before any work: every number finite and in range; errors name the option."""
+        for name, least in (("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if not _is_int(value) or value < least:
+                raise InputError(f"{_option(name)} must be an integer of at least {least}, got {value!r}")
+        for name in ("lr", "momentum", "weight_decay", "lr_decay"):
+            value = getattr(self, name)
+            if not _is_real(value) or not math.isfinite(value):
+                raise InputError(f"{_option(name)} must be a finite number, got {value!r}")
         if self.lr <= 0:
-            raise InputError(f"--lr must be positive, got {self.lr}")
+            raise InputError(f"--lr must be positive, got {self.lr}; e.g. --lr 0.1")
+        if self.weight_decay < 0:
+            raise InputError(f"--weight-decay must be at least 0 (0 = none), got {self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise InputError(f"--momentum must lie in [0, 1), got {self.momentum}; e.g. --momentum 0.9")
+        if not 0 < self.lr_decay <= 1:
+            raise InputError(f"--lr-decay must lie in (0, 1] (the factor applied at each milestone), got {self.lr_decay}")
         if self.schedule not in ("cosine", "multistep", "constant"):
             raise InputError(f"--schedule must be cosine, multistep or constant, got {self.schedule!r}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise InputError(f"--optimizer must be sgd or adam, got {self.optimizer!r}")
+        if self.nesterov and self.optimizer == "sgd" and self.momentum == 0:
+            raise InputError("--nesterov needs a positive --momentum; drop --nesterov or set e.g. --momentum 0.9")
+        milestones = list(self.milestones)
+        if (not all(_is_int(m) and 0 < m < self.epochs for m in milestones)
+                or any(a >= b for a, b in zip(milestones, milestones[1:]))):
+            raise InputError(
+                f"--milestones must be increasing epochs between 1 and {self.epochs - 1} (--epochs {self.epochs}; a decay at or "
+                f"after the last epoch changes nothing), got {','.join(map(str, milestones))}; e.g. --milestones 30,60 with --epochs 90"
+            )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # numpy scalars would not load back weights_only
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 @dataclass
@@ -88,6 +132,22 @@ class TrainResult:
     """Wall time of the training epochs of this process (a resumed run counts only its own part)."""
     images_per_second: float
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Objective:
+    """What a training step minimises. The default: cross-entropy of the class logits. Another
+    objective (e.g. contrastive) makes its own network inputs and per-sample losses."""
+
+    supervised = True
+    """The outputs are class logits, so train accuracy is logged."""
+
+    def inputs(self, images: torch.Tensor, transform: BatchTransform, generator: torch.Generator) -> torch.Tensor:
+        """The network's input batch from the raw images: here the loop's augmentation."""
+        return transform(images, generator)
+
+    def losses(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(B,) per-sample losses from the network's outputs (its last layer); the step minimises their mean."""
+        return F.cross_entropy(outputs, labels, reduction="none")
 
 
 def seed_everything(seed: int) -> None:
@@ -126,6 +186,14 @@ def _augment_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0]))
 
 
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.nesterov
+    )
+
+
 def _make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
@@ -134,65 +202,110 @@ def _make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig) -> tor
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
 
 
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f} img"),
-        TextColumn("{task.fields[rate]:,.0f} img/s"),
-        TextColumn("loss {task.fields[loss]:.3f}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        transient=False,
-    )
+class _NetworkSteps:
+    """Minibatch steps of a network: forward, the objective's loss, backward, optimiser step."""
+
+    unit, rate_key, columns = "img", "images_per_s", ("loss {task.fields[loss]:.3f}",)
+
+    def __init__(self, model: nn.Module, net: nn.Module, split: Split, transform: BatchTransform, optimizer: torch.optim.Optimizer,
+                 schedule: torch.optim.lr_scheduler.LRScheduler, objective: Objective, dist_ctx: DistributedContext) -> None:
+        self.model, self.net, self.split, self.transform = model, net, split, transform
+        self.optimizer, self.schedule, self.objective, self.dist_ctx = optimizer, schedule, objective, dist_ctx
+
+    def begin_epoch(self) -> None:
+        self.model.train()
+        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+
+    def step(self, epoch: int, step: int, index: torch.Tensor, generator: torch.Generator) -> BatchContext:
+        images, labels = self.split.batch(index)
+        inputs = self.objective.inputs(images, self.transform, generator)
+        features, outputs = self.net(inputs)
+        losses = self.objective.losses(outputs, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.mean().backward()
+        self.optimizer.step()
+        outputs, losses, features = outputs.detach(), losses.detach(), features.detach()
+        self.loss_sum += float(losses.sum())
+        self.seen += len(index)
+        if self.objective.supervised:
+            self.correct += int((outputs.argmax(1) == labels).sum())
+        return BatchContext(epoch, step, index, labels, outputs, losses, features, self.model, inputs)
+
+    def fields(self) -> dict[str, float]:
+        return {"loss": self.loss_sum / max(self.seen, 1)}
+
+    def end_epoch(self) -> dict[str, float]:
+        self.schedule.step()
+        record = {"train_loss": self.loss_sum / self.seen}
+        if self.objective.supervised:
+            record["train_acc"] = 100.0 * self.correct / self.seen
+        return {**record, "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def finish(self) -> None:
+        if self.dist_ctx.enabled:  # batch-norm statistics drift per rank after the last step: take rank 0's
+            for buffer in self.model.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
 
 
-def train(
-    model: nn.Module,
-    dataset: Dataset,
-    config: TrainConfig,
-    *,
-    hooks: Sequence[TrainHook] = (),
-    out_dir: str | Path | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    evaluate_test: bool = True,
-) -> TrainResult:
-    """Train ``model`` on ``dataset.train`` with ``config``; return the final-epoch test accuracy.
+class _ReplaySteps:
+    """Fixed features in place of a network: a step hands the hooks those rows, nothing trains."""
 
-    With ``out_dir``, a checkpoint is written atomically after every epoch and ``resume=True``
-    continues from it. Under torchrun every rank calls this; only rank 0 writes.
-    """
-    config.validate()
-    dist_ctx = DistributedContext.from_env()
-    out = Path(out_dir) if out_dir is not None else None
-    checkpoint_path = out / CHECKPOINT if out else None
-    if checkpoint_path is not None and checkpoint_path.exists() and not resume:
-        raise InputError(f"{checkpoint_path}: a run already lives in this directory; pass --resume to continue it or choose another --out")
+    unit, rate_key, columns = "samples", "samples_per_s", ()
 
-    transform = BatchTransform.for_dataset(dataset, augment=config.augment)
-    eval_transform = BatchTransform.for_dataset(dataset, augment=False)
-    net: nn.Module = _FeaturesAndLogits(model)
-    if dist_ctx.enabled:
-        net = nn.parallel.DistributedDataParallel(net)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.nesterov
-    )
-    schedule = _make_schedule(optimizer, config)
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        self.features, self.labels = features, labels
 
+    def step(self, epoch: int, step: int, index: torch.Tensor, generator: torch.Generator) -> BatchContext:
+        return BatchContext(epoch, step, index, self.labels[index], None, None, self.features[index], None)
+
+    def begin_epoch(self) -> None:
+        pass
+
+    def fields(self) -> dict[str, float]:
+        return {}
+
+    def end_epoch(self) -> dict[str, float]:
+        return {}
+
+    def finish(self) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def _refuse_existing_run(out: Path | None, resume: bool) -> None:
+    if out is not None and (out / CHECKPOINT).exists() and not resume:
+        raise InputError(f"{out / CHECKPOINT}: a run already lives in this directory; pass --resume to continue it or choose another --out")
+
+
+def _run_epochs(
+    steps: _NetworkSteps | _ReplaySteps, *, n: int, epochs: int, batch_size: int, seed: int, recipe: dict[str, Any],
+    hooks: Sequence[TrainHook], model: nn.Module | None, data: Any, out: Path | None, resume: bool, progress: bool,
+    dist_ctx: DistributedContext,
+) -> tuple[list[dict[str, Any]], float, int]:
+    """The epochs both :func:`train` and :func:`replay_features` run: each epoch's batches from
+    ``(seed, epoch, rank)``, the hooks around every step, an atomic checkpoint and a log line per
+    epoch, and resume from the last checkpoint. Returns the history, seconds and samples stepped."""
+    checkpoint_path = out / CHECKPOINT if out is not None else None
     start_epoch, step, history = 0, 0, []
     if resume and checkpoint_path is not None and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        if state["config"] != asdict(config):
-            raise InputError(f"{checkpoint_path}: was written with another recipe {state['config']}; resume with the same options or choose another --out")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
+        state = load_checkpoint(checkpoint_path, fix=START_OVER)
+        if state.get("config") != recipe:
+            raise InputError(f"{checkpoint_path}: was written with another recipe {state.get('config')}; resume with the same options or choose another --out")
+        steps.load_state_dict(state)
+        set_rng_state(state["rng"])
         for hook, hook_state in zip(hooks, state["hooks"]):
             hook.load_state_dict(hook_state)
         start_epoch, step, history = state["epoch"] + 1, state["step"], state["history"]
@@ -201,73 +314,89 @@ def train(
         log.info("resumed from %s at epoch %d", checkpoint_path, start_epoch + 1)
 
     for hook in hooks:
-        hook.on_train_start(model, dataset)
-    model.train()
-    seconds = 0.0
-    images_done = 0
-    n = len(dataset)
-    with _progress(progress and dist_ctx.is_main) as bar:
-        for epoch in range(start_epoch, config.epochs):
-            batches = epoch_batches(n, config.batch_size, epoch, config.seed, dist_ctx)
-            generator = _augment_generator(config.seed, epoch, dist_ctx.rank)
-            task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=sum(len(b) for b in batches), rate=0.0, loss=0.0)
+        hook.on_train_start(model, data)
+    seconds, samples = 0.0, 0
+    columns = (f"{{task.fields[rate]:,.0f}} {steps.unit}/s", *steps.columns)
+    with make_progress(steps.unit, *columns, enabled=progress and dist_ctx.is_main) as bar:
+        for epoch in range(start_epoch, epochs):
+            batches = epoch_batches(n, batch_size, epoch, seed, dist_ctx)
+            generator = _augment_generator(seed, epoch, dist_ctx.rank)
+            steps.begin_epoch()
+            task = bar.add_task(f"epoch {epoch + 1}/{epochs}", total=sum(len(b) for b in batches), rate=0.0, **steps.fields())
             for hook in hooks:
                 hook.on_epoch_start(epoch, model)
-            epoch_start = time.perf_counter()
-            loss_sum, correct, seen = 0.0, 0, 0
+            epoch_start, seen = time.perf_counter(), 0
             for index in batches:
-                images, labels = dataset.train.batch(index)
-                inputs = transform(images, generator)
-                features, logits = net(inputs)
-                losses = F.cross_entropy(logits, labels, reduction="none")
-                optimizer.zero_grad(set_to_none=True)
-                losses.mean().backward()
-                optimizer.step()
-                logits, losses, features = logits.detach(), losses.detach(), features.detach()
-                batch_ctx = BatchContext(epoch, step, index, labels, logits, losses, features, model, inputs)
+                batch = steps.step(epoch, step, index, generator)
                 for hook in hooks:
-                    hook.on_batch(batch_ctx)
+                    hook.on_batch(batch)
                 step += 1
-                loss_sum += float(losses.sum())
-                correct += int((logits.argmax(1) == labels).sum())
                 seen += len(index)
-                elapsed = time.perf_counter() - epoch_start
-                bar.update(task, advance=len(index), rate=seen / max(elapsed, 1e-9), loss=loss_sum / seen)
+                bar.update(task, advance=len(index), rate=seen / max(time.perf_counter() - epoch_start, 1e-9), **steps.fields())
             epoch_seconds = time.perf_counter() - epoch_start
             seconds += epoch_seconds
-            images_done += seen
-            schedule.step()
-            record = {
-                "epoch": epoch + 1,
-                "train_loss": loss_sum / seen,
-                "train_acc": 100.0 * correct / seen,
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds": epoch_seconds,
-                "images_per_s": seen / epoch_seconds,
-            }
+            samples += seen
+            record = {"epoch": epoch + 1, **steps.end_epoch(), "seconds": epoch_seconds, steps.rate_key: seen / max(epoch_seconds, 1e-9)}
+            summary = ", ".join(f"{key} {value:.4g}" for key, value in record.items() if key != "epoch")
             for hook in hooks:
                 record.update(hook.on_epoch_end(epoch, model) or {})
             history.append(record)
             if out is not None and dist_ctx.is_main:
-                _checkpoint(checkpoint_path, model, optimizer, schedule, hooks, config, epoch, step, history)
+                atomic_torch_save(checkpoint_path, {
+                    **steps.state_dict(), "rng": rng_state(), "hooks": [hook.state_dict() for hook in hooks],
+                    "config": recipe, "epoch": epoch, "step": step, "history": history,
+                })
                 append_jsonl(out / EPOCH_LOG, record)
             dist_ctx.barrier()
-            log.info("epoch %d/%d loss %.4f train acc %.2f%% (%.0f img/s)", epoch + 1, config.epochs, record["train_loss"], record["train_acc"], record["images_per_s"])
-
-    if dist_ctx.enabled:  # batch-norm statistics drift per rank after the last step: take rank 0's
-        for buffer in model.buffers():
-            torch.distributed.broadcast(buffer, src=0)
+            log.info("epoch %d/%d: %s", epoch + 1, epochs, summary)
+    steps.finish()
     for hook in hooks:
         hook.on_train_end(model)
+    return history, seconds, samples
+
+
+def train(
+    model: nn.Module,
+    dataset: Dataset,
+    config: TrainConfig,
+    *,
+    hooks: Sequence[TrainHook] = (),
+    objective: Objective | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    evaluate_test: bool = True,
+) -> TrainResult:
+    """Train ``model`` on ``dataset.train`` with ``config``; return the final-epoch test accuracy.
+
+    ``objective`` replaces the cross-entropy loss. With ``out_dir``, a checkpoint is written
+    atomically after every epoch and ``resume=True`` continues from it. Under torchrun every rank
+    calls this; only rank 0 writes.
+    """
+    config.validate()
+    dist_ctx = DistributedContext.from_env()
+    out = Path(out_dir) if out_dir is not None else None
+    _refuse_existing_run(out, resume)
+
+    transform = BatchTransform.for_dataset(dataset, augment=config.augment)
+    net: nn.Module = _FeaturesAndLogits(model)
+    if dist_ctx.enabled:
+        net = nn.parallel.DistributedDataParallel(net)
+    optimizer = _make_optimizer(model, config)
+    steps = _NetworkSteps(model, net, dataset.train, transform, optimizer, _make_schedule(optimizer, config), objective or Objective(), dist_ctx)
+    history, seconds, images = _run_epochs(
+        steps, n=len(dataset), epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, recipe=asdict(config),
+        hooks=hooks, model=model, data=dataset, out=out, resume=resume, progress=progress, dist_ctx=dist_ctx,
+    )
     accuracy = {"top1": None, "top5": None}
     if evaluate_test and dataset.test is not None:
-        accuracy = evaluate(model, dataset.test, eval_transform, batch_size=config.eval_batch_size)
+        accuracy = evaluate(model, dataset.test, BatchTransform.for_dataset(dataset, augment=False), batch_size=config.eval_batch_size)
     result = TrainResult(
         top1=accuracy["top1"],
         top5=accuracy["top5"],
         epochs=config.epochs,
         seconds=seconds,
-        images_per_second=images_done / seconds if seconds else 0.0,
+        images_per_second=images / seconds if seconds else 0.0,
         history=history,
     )
     if out is not None and dist_ctx.is_main:
@@ -275,23 +404,33 @@ def train(
     return result
 
 
-def _checkpoint(path, model, optimizer, schedule, hooks, config, epoch, step, history) -> None:
-    atomic_torch_save(
-        path,
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "numpy_rng": np.random.get_state(),
-            "python_rng": random.getstate(),
-            "hooks": [hook.state_dict() for hook in hooks],
-            "config": asdict(config),
-            "epoch": epoch,
-            "step": step,
-            "history": history,
-        },
+def replay_features(
+    features: torch.Tensor,
+    labels: torch.Tensor | np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    hooks: Sequence[TrainHook],
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run ``hooks`` over fixed ``features`` (N, d) as :func:`train` runs them over a network's: the
+    same batches per epoch (``epoch_batches``), no model (``BatchContext.model``, ``logits`` and
+    ``losses`` are None), a checkpoint per epoch in ``out_dir`` and ``resume``. Returns the per-epoch records."""
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if not _is_int(value) or value < 1:
+            raise InputError(f"{name} must be an integer of at least 1, got {value!r}")
+    out = Path(out_dir) if out_dir is not None else None
+    _refuse_existing_run(out, resume)
+    features, labels = torch.as_tensor(features), torch.as_tensor(labels)
+    recipe = {"replay": list(features.shape), "epochs": epochs, "batch_size": batch_size, "seed": seed}
+    history, _, _ = _run_epochs(
+        _ReplaySteps(features, labels), n=len(features), epochs=epochs, batch_size=batch_size, seed=seed, recipe=recipe,
+        hooks=hooks, model=None, data=None, out=out, resume=resume, progress=progress, dist_ctx=DistributedContext(),
     )
+    return history
 
 
 def _rewrite_log(path: Path, history: list[dict]) -> None:

@@ -1,4 +1,9 @@
-"""``select()``: validate, run a method, write the selection format."""
+"""The entry point above the methods: ``select()`` validates, runs a method, writes the selection format.
+
+It stands above ``methods/`` (importing that package registers every built-in method), so the
+registry lookups :func:`get_method` and :func:`list_methods` live here too; ``selection/`` below
+holds only the contract, the registry dict and the shared plumbing.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +14,35 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
-from ..data.base import Dataset
-from ..errors import InputError
-from .format import FORMAT_VERSION, MANIFEST, SCORE_DIRECTION, Selection, write_selection
-from .method import MethodResult, SelectionContext, get_method, params_record
-from .policies import top_k
+from .version import __version__
+from . import methods  # noqa: F401  (each module registers itself on import)
+from .data.base import Dataset
+from .errors import InputError
+from .io import output_lock, prepare_output_dir
+from .selection.format import FORMAT_VERSION, MANIFEST, SCORE_DIRECTION, Selection, write_selection
+from .selection.method import METHODS, MethodResult, SelectionContext, SelectionMethod, params_record
+from .selection.policies import top_k
 
 log = logging.getLogger(__name__)
 
-BAND = 0.01
-"""Achieved ratios must lie within ±1 percentage point of the requested one (the paper's band)."""
 WIPED_OUT_SHARE = 0.25
 """A class keeping less than this share of the requested ratio is reported as nearly wiped out."""
 
 
+def get_method(name: str) -> type[SelectionMethod]:
+    """The registered method called ``name``; an unknown name is refused with the list of known ones."""
+    if name not in METHODS:
+        raise InputError(f"unknown selection method {name!r}; known methods: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+def list_methods() -> list[type[SelectionMethod]]:
+    """Every registered method, by name."""
+    return [METHODS[name] for name in sorted(METHODS)]
+
+
 def check_ratio(ratio: float) -> float:
-    if not isinstance(ratio, (int, float)) or not (0.0 < float(ratio) <= 1.0) or np.isnan(ratio):
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not (0.0 < float(ratio) <= 1.0) or np.isnan(ratio):
         raise InputError(f"--ratio is the share of training samples to KEEP and must lie in (0, 1]; got {ratio!r}")
     return float(ratio)
 
@@ -87,6 +104,14 @@ def select(
     ratio = check_ratio(ratio)
     method_cls = get_method(method)
     instance = method_cls(method_cls.make_params(**params))
+    features = None if features is None else check_features(features, len(dataset))
+    if features is not None and not method_cls.reads_features():
+        raise InputError(
+            f"--features: method {method!r} does not read features (its inputs: {', '.join(method_cls.inputs)}); "
+            f"drop --features, or choose a method that embeds (see 'rlselector methods')"
+        )
+    if resume and overwrite:
+        raise InputError("--resume continues the run in --out and --overwrite replaces it: pass one of them, not both")
     out_dir = Path(out) if out is not None else None
     if out_dir is not None and (out_dir / MANIFEST).exists() and not overwrite and not resume:
         raise InputError(f"{out_dir / MANIFEST}: a selection already exists there; choose another --out or pass --overwrite")
@@ -95,7 +120,7 @@ def select(
         ratio=ratio,
         seed=int(seed),
         class_balanced=class_balanced,
-        features=None if features is None else check_features(features, len(dataset)),
+        features=features,
         dynamics=dynamics,
         workdir=(out_dir / "work") if out_dir is not None else None,
         cache_dir=Path(cache_dir) if cache_dir is not None else None,
@@ -104,15 +129,22 @@ def select(
         proxy_config=proxy_config,
     )
     instance.validate(ctx)
+    if out_dir is None:
+        return _run(instance, ctx)
+    prepare_output_dir(out_dir, "work")
+    with output_lock(out_dir, f"rlselector select --method {method}"):
+        selection = _run(instance, ctx)
+        write_selection(out_dir, selection)
+        if not any(ctx.workdir.iterdir()):  # the method kept no checkpoints: leave only the selection
+            ctx.workdir.rmdir()
+    log.info("selection written to %s", out_dir)
+    return selection
 
+
+def _run(instance: SelectionMethod, ctx: SelectionContext) -> Selection:
     started = time.perf_counter()
     result = instance.run(ctx)
-    total = time.perf_counter() - started
-    selection = _finalise(instance, ctx, result, total)
-    if out_dir is not None:
-        write_selection(out_dir, selection)
-        log.info("selection written to %s", out_dir)
-    return selection
+    return _finalise(instance, ctx, result, time.perf_counter() - started)
 
 
 def _finalise(instance, ctx: SelectionContext, result: MethodResult, total_seconds: float) -> Selection:
@@ -131,7 +163,6 @@ def _finalise(instance, ctx: SelectionContext, result: MethodResult, total_secon
     ]
     for warning in warnings:
         log.warning("nearly wiped out: %s", warning)
-    proxy_seconds = float(ctx.timings.get("proxy_s", 0.0))
     manifest = {
         "format_version": FORMAT_VERSION,
         "method": instance.name,
@@ -156,12 +187,7 @@ def _finalise(instance, ctx: SelectionContext, result: MethodResult, total_secon
         },
         "warnings": warnings,
         "score_direction": SCORE_DIRECTION,
-        "timings": {
-            "selection_s": round(total_seconds - proxy_seconds, 3),
-            "proxy_s": round(proxy_seconds, 3),
-            "proxy_cached": bool(ctx.timings.get("proxy_cached", False)),
-            **{key: round(value, 3) for key, value in ctx.timings.items() if key not in ("proxy_s", "proxy_cached")},
-        },
+        "timings": ctx.cost.timings(total_seconds),
         "package_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

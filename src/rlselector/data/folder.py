@@ -1,0 +1,208 @@
+"""Image-folder sources: a ``train/<class>/`` tree (``folder:``) and the Tiny-ImageNet-200 layout.
+
+Both decode their images with :class:`.images.ImageReader`; anything in the tree that is not an
+image, or is not where the layout expects it, is refused by name rather than skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .base import Dataset, make_dataset
+from .files import extracted_dir, require_path, text_lines, visible_entries
+from .images import ImageReader, labelled_images, list_images
+from .registry import register_source
+
+# --- image folder ------------------------------------------------------------------------------
+FOLDER_LAYOUT = "root/train/<class>/<images> and optionally root/test/<class>/<images>"
+
+
+def _parse_folder_spec(root: str | None) -> tuple[Path, int | None]:
+    """Split ``/path?size=N`` into the directory and the requested square size."""
+    path, separator, query = (root or "").rpartition("?")
+    if not separator:
+        return require_path(root, FOLDER_LAYOUT, directory=True), None
+    key, _, value = query.partition("=")
+    if key != "size" or not value.isdigit() or int(value) < 1:
+        raise InputError(f"folder:{root}: unknown option {query!r}; the only option is ?size=N (a positive integer)")
+    return require_path(path, FOLDER_LAYOUT, directory=True), int(value)
+
+
+def _class_folders(split_dir: Path, expected: str) -> list[Path]:
+    """The sub-folders of a split directory, one per class; a stray file among them is refused."""
+    if not split_dir.is_dir():
+        raise InputError(f"{split_dir}: missing; expected {expected}")
+    folders = visible_entries(split_dir)
+    for entry in folders:
+        if not entry.is_dir():
+            raise InputError(
+                f"{entry}: a file among the class folders of {split_dir}; move it into a class folder or remove it"
+            )
+    if not folders:
+        raise InputError(f"{split_dir}: no class folders; expected {expected}")
+    return folders
+
+
+def _read_class_tree(
+    split_dir: Path, class_ids: dict[str, int], reader: ImageReader
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Images, labels and whether every image is single-channel, for one split of the tree."""
+    folders = _class_folders(split_dir, FOLDER_LAYOUT)
+    for folder in folders:
+        if folder.name not in class_ids:
+            raise InputError(
+                f"{folder}: class {folder.name!r} has no training folder; the test classes must be a "
+                f"subset of the training classes. Add it to train/ or remove it"
+            )
+    paths, labels = labelled_images(
+        [(folder, class_ids[folder.name]) for folder in folders], fix="Add images to this class folder or delete it."
+    )
+    images, all_grey = reader.read(paths)
+    return images, labels, all_grey
+
+
+@register_source(
+    "folder",
+    "an image-folder tree root/train/<class>/*.png|jpg (optional root/test/); folder:/path?size=N resizes",
+    needs_path=True,
+)
+def load_folder(root: str | None = None) -> Dataset:
+    """Images from ``root/train/<class>/`` and optionally ``root/test/<class>/``.
+
+    Class names are the sorted training sub-folder names; the test split's class folders must be a
+    subset of them. Images (.png, .jpg, .jpeg, .bmp, .gif, .webp; GIFs give their first frame) are
+    decoded to RGB, or to one channel when every image is greyscale; alpha is dropped and palette
+    images count as colour. All images must share one size, unless ``?size=N`` resizes every image to
+    NxN (bilinear). Only ``train/`` and ``test/`` are read. Hidden entries (names starting with '.')
+    are ignored; anything else that is not an image, an image that does not decode, or an empty class
+    folder is refused.
+    """
+    directory, resize_to = _parse_folder_spec(root)
+    train_dir = directory / "train"
+    classes = tuple(folder.name for folder in _class_folders(train_dir, FOLDER_LAYOUT))
+    class_ids = {name: k for k, name in enumerate(classes)}
+    reader = ImageReader(
+        size_fix=f"Resize them, or pass folder:{directory}?size=N to resize every image to NxN.",
+        resize_to=resize_to,
+    )
+    train_images, train_labels, train_grey = _read_class_tree(train_dir, class_ids, reader)
+    test_dir = directory / "test"
+    test_images = test_labels = None
+    test_grey = True
+    if test_dir.is_dir():
+        test_images, test_labels, test_grey = _read_class_tree(test_dir, class_ids, reader)
+    channels = 1 if train_grey and test_grey else 3
+
+    def as_tensor(images: np.ndarray | None) -> torch.Tensor | None:
+        return None if images is None else torch.from_numpy(np.ascontiguousarray(images[:, :channels]))
+
+    return make_dataset(
+        f"folder:{directory.resolve().name}",
+        as_tensor(train_images),
+        train_labels,
+        as_tensor(test_images),
+        test_labels,
+        classes,
+        source=str(directory),
+        train_where=str(train_dir),
+        test_where=str(test_dir),
+    )
+
+
+# --- Tiny-ImageNet-200 ---------------------------------------------------------------------------
+TINY_IMAGENET_LAYOUT = (
+    "the extracted 'tiny-imagenet-200' directory (wnids.txt, train/<wnid>/images/*.JPEG, "
+    "val/images/*.JPEG, val/val_annotations.txt) or its parent"
+)
+
+
+def _tiny_class_names(words_path: Path, wnids: list[str], fix: str) -> tuple[str, ...]:
+    """The first synonym of each wnid from words.txt, or the wnids themselves without it."""
+    if not words_path.exists():
+        return tuple(wnids)
+    words = {}
+    for number, line in enumerate(text_lines(words_path, fix), start=1):
+        wnid, tab, synonyms = line.partition("\t")
+        if not tab:
+            raise InputError(f"{words_path}, line {number}: expected 'wnid<TAB>words', got {line!r}. {fix}")
+        words[wnid] = synonyms.split(",")[0].strip()
+    names = [words.get(wnid, wnid) for wnid in wnids]
+    counts = Counter(names)
+    # ImageNet reuses some words for two wnids (two kinds of 'crane'): keep every class name unique.
+    return tuple(name if counts[name] == 1 else f"{name} ({wnid})" for name, wnid in zip(names, wnids))
+
+
+def _tiny_val_split(val_dir: Path, class_ids: dict[str, int], fix: str) -> tuple[list[Path], np.ndarray]:
+    """Validation image paths and labels from val_annotations.txt, which must cover val/images exactly."""
+    annotations = val_dir / "val_annotations.txt"
+    images_dir = val_dir / "images"
+    labelled: dict[str, int] = {}
+    for number, line in enumerate(text_lines(annotations, fix), start=1):
+        fields = line.split("\t")
+        where = f"{annotations}, line {number}"
+        if len(fields) < 2:
+            raise InputError(f"{where}: expected 'filename<TAB>wnid<TAB>box', got {line!r}. {fix}")
+        filename, wnid = fields[0], fields[1]
+        if wnid not in class_ids:
+            raise InputError(f"{where}: wnid {wnid!r} is not in wnids.txt. {fix}")
+        if filename in labelled:
+            raise InputError(f"{where}: {filename} is listed twice. {fix}")
+        labelled[filename] = class_ids[wnid]
+    if not labelled:
+        raise InputError(f"{annotations}: lists no images. {fix}")
+    present = {path.name: path for path in list_images(images_dir, fix)}
+    for filename in labelled:
+        if filename not in present:
+            raise InputError(f"{images_dir / filename}: listed in {annotations} but missing. {fix}")
+    for filename, path in present.items():
+        if filename not in labelled:
+            raise InputError(f"{path}: not listed in {annotations}, so it has no label; add it there or remove it")
+    return [images_dir / filename for filename in labelled], np.fromiter(labelled.values(), dtype=np.int64)
+
+
+@register_source(
+    "tiny-imagenet",
+    "Tiny-ImageNet-200, 100k/10k 64x64 colour images, 200 classes (val used as test)",
+    needs_path=True,
+)
+def load_tiny_imagenet(root: str | None = None) -> Dataset:
+    """Tiny-ImageNet-200 from ``tiny-imagenet-200/`` or its parent; ``val/`` is the test split.
+
+    Classes follow wnids.txt; their names are the first synonym in words.txt when it exists. The
+    unlabelled ``test/`` folder is not read. Greyscale JPEGs in the set are decoded to RGB.
+    """
+    directory = extracted_dir(root, "tiny-imagenet-200", "wnids.txt", TINY_IMAGENET_LAYOUT)
+    fix = f"Re-extract tiny-imagenet-200.zip into {directory.parent}."
+    wnids = text_lines(directory / "wnids.txt", fix)
+    duplicated = [wnid for wnid, count in Counter(wnids).items() if count > 1]
+    if duplicated:
+        raise InputError(f"{directory / 'wnids.txt'}: {duplicated[0]} is listed twice. {fix}")
+    class_ids = {wnid: k for k, wnid in enumerate(wnids)}
+    train_dir = directory / "train"
+    for folder in _class_folders(train_dir, TINY_IMAGENET_LAYOUT):
+        if folder.name not in class_ids:
+            raise InputError(f"{folder}: {folder.name!r} is not in wnids.txt; add it there or remove the folder")
+    train_paths, train_labels = labelled_images(
+        [(train_dir / wnid / "images", label) for wnid, label in class_ids.items()], fix
+    )
+    test_paths, test_labels = _tiny_val_split(directory / "val", class_ids, fix)
+    reader = ImageReader(size_fix=fix, reference=("every Tiny-ImageNet image", (64, 64)))
+    train_images, _ = reader.read(train_paths)
+    test_images, _ = reader.read(test_paths)
+    return make_dataset(
+        "tiny-imagenet",
+        torch.from_numpy(train_images),
+        train_labels,
+        torch.from_numpy(test_images),
+        test_labels,
+        _tiny_class_names(directory / "words.txt", wnids, fix),
+        source=str(directory),
+        train_where=str(train_dir),
+        test_where=str(directory / "val" / "val_annotations.txt"),
+        fix=fix,
+    )
