@@ -1,6 +1,8 @@
+import json
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from geometry_helpers import digits_features, toy_dataset
@@ -85,3 +87,33 @@ def test_self_supervised_training_subset_is_seeded():
     again, _, _ = ssl_embeddings(data, config, seed=3, progress=False)
     assert first.shape == (64, 32)  # trained on 32 images, every image embedded
     np.testing.assert_array_equal(first, again)
+
+
+def test_self_supervised_encoder_trains_through_the_loop_and_resumes(tmp_path, monkeypatch):
+    """The encoder trains in rlselector.train (Adam, NT-Xent objective): a checkpoint per epoch in the
+    work directory, and an interrupted run resumed gives the embeddings of an uninterrupted one."""
+    from rlselector.selection import ssl
+    from rlselector.train import TrainHook
+
+    data = load_dataset("digits", limit=64, seed=0)
+    config = SSLConfig(epochs=3, width=4, batch_size=16, max_samples=48)
+    before = torch.get_rng_state()
+    whole, _, _ = ssl_embeddings(data, config, seed=2, progress=False)
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's generator is untouched
+
+    class Crash(TrainHook):
+        def on_epoch_end(self, epoch, model):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    loop_train = ssl.train
+    monkeypatch.setattr(ssl, "train", lambda *a, **kw: loop_train(*a, hooks=[Crash()], **kw))
+    with pytest.raises(KeyboardInterrupt):
+        ssl_embeddings(data, config, seed=2, progress=False, workdir=tmp_path)
+    monkeypatch.setattr(ssl, "train", loop_train)
+    log = tmp_path / "ssl" / "log.jsonl"
+    assert (tmp_path / "ssl" / "checkpoint.pt").exists() and len(log.read_text().splitlines()) == 1
+    resumed, _, _ = ssl_embeddings(data, config, seed=2, progress=False, workdir=tmp_path, resume=True)
+    np.testing.assert_array_equal(resumed, whole)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3] and "train_acc" not in records[0]  # no labels, no accuracy

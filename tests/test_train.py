@@ -13,10 +13,10 @@ import torch
 
 from rlselector import load_dataset
 from rlselector.errors import InputError
-from rlselector.train import TrainConfig, TrainHook, build_for, replay_features, train
+from rlselector.train import TrainConfig, TrainHook, build_for, replay_features, seed_everything, train
+from rlselector.train.distributed import DistributedContext
 from rlselector.train.evaluate import topk_accuracy
 from rlselector.train.loop import epoch_batches
-from rlselector.train.distributed import DistributedContext
 
 CONFIG = TrainConfig(epochs=2, batch_size=64, lr=0.05, seed=0)
 
@@ -188,7 +188,7 @@ def test_torchrun_two_ranks_gloo(tmp_path):
 )
 def test_every_numeric_option_is_checked_up_front(changes, option):
     with pytest.raises(InputError, match=option):
-        TrainConfig(epochs=3, **changes).validate()
+        TrainConfig(**{"epochs": 3, **changes}).validate()
 
 
 def test_valid_edges_pass():
@@ -258,16 +258,16 @@ def test_replay_features_walks_the_training_batches_and_resumes_exactly(tmp_path
     assert all(torch.equal(a, b) for a, b in zip(whole.batches, expected)) and len(whole.batches) == len(expected)
     assert [r["epoch"] for r in history] == [1, 2, 3]
 
-    torch.manual_seed(0)
+    seed_everything(0)
     with pytest.raises(KeyboardInterrupt):
         replay_features(features, labels, hooks=[RandomSums(), CrashAt(1)], out_dir=tmp_path / "cut", **settings)
-    torch.manual_seed(123)  # the resumed run restores the generators of the checkpoint, whatever they are now
+    seed_everything(123)  # the resumed run restores the generators of the checkpoint, whatever they are now
     resumed = RandomSums()
     replay_features(features, labels, hooks=[resumed, CrashAt(99)], out_dir=tmp_path / "cut", resume=True, **settings)
     assert len((tmp_path / "cut" / "log.jsonl").read_text().splitlines()) == 3
     assert len(resumed.batches) == len(expected) and all(torch.equal(a, b) for a, b in zip(resumed.batches, expected))
     reference = RandomSums()
-    torch.manual_seed(0)
+    seed_everything(0)
     replay_features(features, labels, hooks=[reference], **settings)
     assert torch.equal(resumed.total, reference.total)
     with pytest.raises(InputError, match="--resume"):

@@ -18,7 +18,7 @@ from .version import __version__
 from . import methods  # noqa: F401  (each module registers itself on import)
 from .data.base import Dataset
 from .errors import InputError
-from .io import output_lock, prepare_output_dir
+from .io import output_lock
 from .selection.format import FORMAT_VERSION, MANIFEST, SCORE_DIRECTION, Selection, write_selection
 from .selection.method import METHODS, MethodResult, SelectionContext, SelectionMethod, params_record
 from .selection.policies import top_k
@@ -131,8 +131,7 @@ def select(
     instance.validate(ctx)
     if out_dir is None:
         return _run(instance, ctx)
-    prepare_output_dir(out_dir, "work")
-    with output_lock(out_dir, f"rlselector select --method {method}"):
+    with output_lock(out_dir, f"rlselector select --method {method}", "work"):
         selection = _run(instance, ctx)
         write_selection(out_dir, selection)
         if not any(ctx.workdir.iterdir()):  # the method kept no checkpoints: leave only the selection

@@ -186,7 +186,7 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Train a model from scratch on the full training set or a selection; print the final test accuracy."""
-    from .io import output_lock, prepare_output_dir
+    from .io import output_lock
     from .selection import load_selection
     from .train import TrainConfig, train_model
 
@@ -199,7 +199,6 @@ def train(
         dataset = _load(data, data_root, limit, seed)
         if selection is not None:
             dataset = load_selection(selection).subset(dataset)
-        prepare_output_dir(out)
         with output_lock(out, "rlselector train"):
             _, result = train_model(dataset, model=model, width=width, config=config, out_dir=out, resume=resume, progress=not quiet)
     except InputError as err:
@@ -243,14 +242,13 @@ def quickstart(
 ) -> None:
     """The main job: select a subset, train on it and on a random subset of the same size, compare."""
     from .api import select as run_select
-    from .io import output_lock, prepare_output_dir
+    from .io import output_lock
     from .recipes import get_recipe
     from .train import train_model
 
     try:
         recipe = get_recipe(recipe_name).with_seed(seed)
         dataset = _load(data, data_root, limit, seed)
-        prepare_output_dir(out)
         with output_lock(out, "rlselector quickstart"):
             selections = {}
             for name in (method, "random"):

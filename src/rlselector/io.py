@@ -111,15 +111,18 @@ def _json_default(obj: Any) -> Any:
 
 
 @contextlib.contextmanager
-def output_lock(out: str | os.PathLike, command: str) -> Iterator[None]:
+def output_lock(out: str | os.PathLike, command: str, *subdirs: str) -> Iterator[None]:
     """One writer per output directory: an advisory ``flock`` on ``out/.lock`` (the kernel drops it
     when the holder dies, so a killed run never leaves a stale lock). The file names its holder
     (command, pid, host, start time), which the refusal of a second writer quotes; it is removed
-    when the holder finishes, so a finished directory holds only its results."""
+    when the holder finishes, so a finished directory holds only its results.
+
+    ``out`` is proved writable first and ``subdirs`` are created (and proved) once the lock is held,
+    so an unusable directory is refused before any work and a refused run writes nothing.
+    """
     import fcntl
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_dir(out)
     path = out / LOCK
     while True:
         handle = open(path, "a+", encoding="utf-8")
@@ -138,6 +141,7 @@ def output_lock(out: str | os.PathLike, command: str) -> Iterator[None]:
             break
         handle.close()  # the holder before us removed the file after we opened it: lock the new one
     try:
+        prepare_output_dir(out, *subdirs)
         remove_stale_temporaries(out)
         handle.seek(0)
         handle.truncate()

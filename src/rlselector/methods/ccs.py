@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
 from ..selection import scores
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
 from ..selection.policies import apply_policy, class_quotas
@@ -102,15 +101,10 @@ class CCS(SelectionMethod):
 
     @dataclass
     class Params:
-        score: str = param("aum", "difficulty score for mask and strata: aum (paper), forgetting or el2n")
-        beta: float | None = param(None, "share of the hardest samples masked out; None = the paper's setting for the pruning rate")
+        score: str = param("aum", "difficulty score for mask and strata: aum (paper), forgetting or el2n", choices=SCORES)
+        beta: float | None = param(None, "share of the hardest samples masked out; None = the paper's setting for the pruning rate", ge=0, lt=1)
 
     def validate(self, ctx: SelectionContext) -> None:
-        if self.params.score not in SCORES:
-            raise InputError(f"method 'ccs': score must be one of {', '.join(SCORES)}, got {self.params.score!r}")
-        beta = self.params.beta
-        if beta is not None and not (0.0 <= float(beta) < 1.0):
-            raise InputError(f"method 'ccs': beta is the share of hardest samples masked and must lie in [0, 1), got {beta!r}")
         ctx.check_proxy_inputs(
             self.name,
             logits=[None] if self.params.score == "el2n" else [],
@@ -120,7 +114,7 @@ class CCS(SelectionMethod):
 
     def run(self, ctx: SelectionContext) -> MethodResult:
         hardness = difficulty(ctx.proxy(), ctx.labels, self.params.score)
-        beta = default_beta(ctx.ratio) if self.params.beta is None else float(self.params.beta)
+        beta = default_beta(ctx.ratio) if self.params.beta is None else self.params.beta
         kept, priority, masked = ccs_select(
             hardness, ctx.budget, beta, ctx.rng("ccs"),
             labels=ctx.labels if ctx.class_balanced else None, num_classes=ctx.dataset.num_classes,

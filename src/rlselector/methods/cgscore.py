@@ -36,8 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from ..errors import InputError
-from ..selection.method import ScoreMethod, SelectionContext, param, register_method
+from ..selection.method import ScoreMethod, SelectionContext, param, policy_param, register_method
 from ..progress import step_progress
 
 
@@ -74,31 +73,19 @@ class CGScore(ScoreMethod):
     summary = "CG-Score: complexity gap of the NTK Gram bound when a sample is removed (chunked)"
     inputs = ("features",)
     reference = "Nohyun, Choi & Chung, Data Valuation Without Training of a Model, ICLR 2023"
-    default_policy = "keep-highest"
     raw_score_name = "CG-score"
 
     @dataclass
     class Params:
-        chunk_size: int = param(512, "samples of one class per Gram (exact when it exceeds the class size); cost grows with its square")
-        repeats: int = param(4, "independent random partitions into chunks; the score is their mean")
-        negatives: float = param(1.0, "samples of the other classes per chunk, as a multiple of the chunk (the authors' unbalance_ratio)")
+        chunk_size: int = param(512, "samples of one class per Gram (exact when it exceeds the class size); cost grows with its "
+                                     "square (8192, the most, makes 2 GiB Grams at negatives=1)", ge=1, le=8192)
+        repeats: int = param(4, "independent random partitions into chunks; the score is their mean", ge=1)
+        negatives: float = param(1.0, "samples of the other classes per chunk, as a multiple of the chunk (the authors' unbalance_ratio)", gt=0)
         center: bool = param(True, "subtract the mean feature before normalising rows to unit norm")
-        ridge: float = param(1e-8, "added to the Gram diagonal (diagonal 1/2) so exact duplicates keep it invertible")
-        policy: str = param("keep-highest", "how the score becomes a subset: keep-highest (the paper), keep-lowest, band, stratified, random")
+        ridge: float = param(1e-8, "added to the Gram diagonal (diagonal 1/2) so exact duplicates keep it invertible", gt=0)
+        policy: str = policy_param("keep-highest")
 
     def validate(self, ctx: SelectionContext) -> None:
-        super().validate(ctx)
-        p = self.params
-        for field in ("chunk_size", "repeats"):
-            value = getattr(p, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InputError(f"cgscore: {field} must be a positive integer, got {value!r}")
-        if p.chunk_size > 8192:
-            raise InputError(f"cgscore: chunk_size {p.chunk_size} needs a Gram of {(2 * p.chunk_size) ** 2 * 8 / 2**30:.1f} GiB; use at most 8192")
-        if not isinstance(p.negatives, (int, float)) or not p.negatives > 0:
-            raise InputError(f"cgscore: negatives must be a positive number, got {p.negatives!r}")
-        if not isinstance(p.ridge, (int, float)) or not p.ridge > 0:
-            raise InputError(f"cgscore: ridge must be positive, got {p.ridge!r}")
         ctx.check_embeddings(self.name)
 
     def score(self, ctx: SelectionContext) -> np.ndarray:

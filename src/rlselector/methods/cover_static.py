@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..cover import cover, epsilon, greedy_set_aware_prune, redundancy_rank
+from ..cover import EPSILON_RULES, cover, epsilon, greedy_set_aware_prune, redundancy_rank
 from ..data.transforms import BatchTransform
 from ..errors import InputError
+from ..recipes import RECIPES
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
 from ..selection.policies import apply_policy
 from ..selection.target import check_cover_inputs, target_recipe, train_target
@@ -31,12 +32,12 @@ class CoverStatic(SelectionMethod):
 
     @dataclass
     class Params:
-        recipe: str = param("cpu", "recipe of the target network (the same recipes as rl-selector)")
-        epochs: int | None = param(None, "target epochs (None = the recipe's)")
-        epsilon_rule: str = param("quantile", "ε per class: quantile (of intra-class distances), mean, median, nn-median")
-        epsilon_quantile: float = param(0.01, "the quantile of the 'quantile' rule")
+        recipe: str = param("cpu", "recipe of the target network (the same recipes as rl-selector)", choices=RECIPES)
+        epochs: int | None = param(None, "target epochs (None = the recipe's)", ge=1)
+        epsilon_rule: str = param("quantile", "ε per class: quantile (of intra-class distances), mean, median, nn-median", choices=EPSILON_RULES)
+        epsilon_quantile: float = param(0.01, "the quantile of the 'quantile' rule", gt=0, lt=1)
         set_aware: bool = param(False, "prune in rounds, re-counting cover among the kept (Lemma 2)")
-        round_size: int = param(300, "samples pruned per round when set_aware")
+        round_size: int = param(300, "samples pruned per round when set_aware", ge=1)
         random_uncovered: bool = param(False, "set_aware: prune the samples no kept neighbour covers in seeded random order, not by closeness")
 
     def validate(self, ctx: SelectionContext) -> None:

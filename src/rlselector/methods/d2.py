@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import InputError
 from ..selection import scores
 from ..selection.distances import centred, knn
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
@@ -97,21 +96,13 @@ class D2Pruning(SelectionMethod):
 
     @dataclass
     class Params:
-        neighbours: int = param(10, "k of the kNN graph (the released code's default 10)")
-        gamma_forward: float = param(0.0, "γ_f of the forward kernel exp(-γ·d²); 0 = 1 / mean kNN d²")
-        gamma_reverse: float = param(0.0, "γ_r of the reverse kernel exp(-γ·d²); 0 = 1 / mean kNN d²")
-        difficulty: str = param("forgetting", "node difficulty: forgetting, el2n or loss (from the proxy run), uniform (features only, no proxy)")
+        neighbours: int = param(10, "k of the kNN graph (the released code's default 10)", ge=1)
+        gamma_forward: float = param(0.0, "γ_f of the forward kernel exp(-γ·d²); 0 = 1 / mean kNN d²", ge=0)
+        gamma_reverse: float = param(0.0, "γ_r of the reverse kernel exp(-γ·d²); 0 = 1 / mean kNN d²", ge=0)
+        difficulty: str = param("forgetting", "node difficulty: forgetting, el2n or loss (from the proxy run), uniform (features only, no proxy)", choices=DIFFICULTIES)
 
     def validate(self, ctx: SelectionContext) -> None:
         p = self.params
-        if not isinstance(p.neighbours, int) or isinstance(p.neighbours, bool) or p.neighbours < 1:
-            raise InputError(f"d2: neighbours must be a positive integer, got {p.neighbours!r}")
-        for field in ("gamma_forward", "gamma_reverse"):
-            value = getattr(p, field)
-            if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
-                raise InputError(f"d2: {field} must be a finite number >= 0 (0 = automatic), got {value!r}")
-        if p.difficulty not in DIFFICULTIES:
-            raise InputError(f"d2: difficulty must be one of {', '.join(DIFFICULTIES)}, got {p.difficulty!r}")
         if ctx.features is None or p.difficulty != "uniform":
             ctx.check_proxy_inputs(
                 self.name,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..selection import scores
-from ..selection.method import ScoreMethod, SelectionContext, param, register_method
+from ..selection.method import ScoreMethod, SelectionContext, param, policy_param, register_method
 
 
 @register_method
@@ -25,17 +25,15 @@ class EL2N(ScoreMethod):
     summary = "error L2-norm ‖softmax − onehot‖ of a proxy early in training; keep the hardest"
     inputs = ("proxy",)
     reference = "Paul et al., Deep Learning on a Data Diet, NeurIPS 2021"
-    default_policy = "keep-highest"
     raw_score_name = "el2n (higher = harder)"
 
     @dataclass
     class Params:
-        epoch: int | None = param(None, "proxy epoch whose logits are scored; None = the early recorded epoch (~20% of training)")
-        seeds: int = param(1, "proxy runs (seeds) the score is averaged over; the paper uses 10")
-        policy: str = param("keep-highest", "how scores become a subset: keep-highest (paper), keep-lowest, band, stratified, random")
+        epoch: int | None = param(None, "proxy epoch whose logits are scored; None = the early recorded epoch (~20% of training)", ge=0)
+        seeds: int = param(1, "proxy runs (seeds) the score is averaged over; the paper uses 10", ge=1)
+        policy: str = policy_param("keep-highest")
 
     def validate(self, ctx: SelectionContext) -> None:
-        super().validate(ctx)
         ctx.check_proxy_inputs(self.name, logits=[self.params.epoch], seeds=self.params.seeds)
 
     def score(self, ctx: SelectionContext) -> np.ndarray:

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
 from ..selection import scores
-from ..selection.method import ScoreMethod, SelectionContext, param, register_method
+from ..selection.method import ScoreMethod, SelectionContext, param, policy_param, register_method
 from ..selection.policies import ranks01
 
 
@@ -39,18 +38,14 @@ class Forgetting(ScoreMethod):
     summary = "forgetting events (learned → forgotten) over the proxy's epochs; keep the most forgotten"
     inputs = ("proxy",)
     reference = "Toneva et al., An Empirical Study of Example Forgetting during Deep Neural Network Learning, ICLR 2019"
-    default_policy = "keep-highest"
     raw_score_name = "forgetting events, never learned = E (+ mean-loss rank in [0, 1) as tie-break)"
 
     @dataclass
     class Params:
-        tie_break: str = param("loss", "order inside equal counts: 'loss' (higher mean training loss first) or 'none' (by index)")
-        policy: str = param("keep-highest", "how scores become a subset: keep-highest (paper), keep-lowest, band, stratified, random")
+        tie_break: str = param("loss", "order inside equal counts: 'loss' (higher mean training loss first) or 'none' (by index)", choices=("loss", "none"))
+        policy: str = policy_param("keep-highest")
 
     def validate(self, ctx: SelectionContext) -> None:
-        super().validate(ctx)
-        if self.params.tie_break not in ("loss", "none"):
-            raise InputError(f"method 'forgetting': tie_break must be 'loss' or 'none', got {self.params.tie_break!r}")
         ctx.check_proxy_inputs(self.name, min_epochs=2)
 
     def score(self, ctx: SelectionContext) -> np.ndarray:

@@ -116,18 +116,12 @@ class Glister(SelectionMethod):
 
     @dataclass
     class Params:
-        val_fraction: float = param(0.1, "share of each class held out of the training set as the validation split (seeded)")
-        lr: float = param(0.1, "step size η of the one-step update whose validation log-likelihood is approximated")
-        rounds: int = param(10, "greedy rounds the budget is filled in (budget = exact greedy; fewer = faster)")
-        epoch: int | None = param(None, "proxy epoch whose features/logits give the gradients; None = the last recorded")
+        val_fraction: float = param(0.1, "share of each class held out of the training set as the validation split (seeded)", gt=0, lt=1)
+        lr: float = param(0.1, "step size η of the one-step update whose validation log-likelihood is approximated", gt=0)
+        rounds: int = param(10, "greedy rounds the budget is filled in (budget = exact greedy; fewer = faster)", ge=1)
+        epoch: int | None = param(None, "proxy epoch whose features/logits give the gradients; None = the last recorded", ge=0)
 
     def validate(self, ctx: SelectionContext) -> None:
-        if not 0.0 < float(self.params.val_fraction) < 1.0:
-            raise InputError(f"method 'glister': val_fraction must lie in (0, 1), got {self.params.val_fraction!r}")
-        if not float(self.params.lr) > 0.0:
-            raise InputError(f"method 'glister': lr must be positive, got {self.params.lr!r}")
-        if int(self.params.rounds) < 1:
-            raise InputError(f"method 'glister': rounds must be at least 1, got {self.params.rounds!r}")
         ctx.check_proxy_inputs(self.name, logits=[self.params.epoch], features=[self.params.epoch])
 
     def run(self, ctx: SelectionContext) -> MethodResult:
@@ -139,7 +133,7 @@ class Glister(SelectionMethod):
                 raise InputError(f"{record.source}: no epoch has both 'logits_<e>' and 'features_<e>'; glister needs both")
             epoch = common[-1]
         labels, k, num_classes = ctx.labels, ctx.budget, ctx.dataset.num_classes
-        val_index = carve_validation(labels, float(self.params.val_fraction), ctx.rng("glister-validation"), num_classes)
+        val_index = carve_validation(labels, self.params.val_fraction, ctx.rng("glister-validation"), num_classes)
         if ctx.class_balanced:
             groups = [np.flatnonzero(labels == c) for c in range(num_classes)]
             quotas = [int(q) for q in class_quotas(labels, k, num_classes)]
@@ -147,7 +141,7 @@ class Glister(SelectionMethod):
             groups, quotas = [np.arange(len(labels))], [k]
         picked, gains = glister_greedy(
             record.features_at(epoch), record.logits_at(epoch), labels,
-            val_index=val_index, groups=groups, quotas=quotas, lr=float(self.params.lr), rounds=int(self.params.rounds),
+            val_index=val_index, groups=groups, quotas=quotas, lr=self.params.lr, rounds=self.params.rounds,
         )
         priority = ranks01(gains)
         priority[picked] = 1.0 + (len(picked) - np.arange(len(picked))) / max(len(picked), 1)
@@ -160,7 +154,7 @@ class Glister(SelectionMethod):
                 "epoch": epoch,
                 "validation_size": int(len(val_index)),
                 "validation_selected": int(np.isin(picked, val_index).sum()),
-                "rounds": int(min(self.params.rounds, max(k, 1))),
+                "rounds": min(self.params.rounds, max(k, 1)),
                 "gradient": "last layer (weights and bias), exact; gain first-order Taylor",
             },
         )

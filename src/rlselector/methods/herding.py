@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
 from ..selection.distances import centred, sq_norms
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
 from ..progress import step_progress
@@ -71,8 +70,6 @@ class Herding(SelectionMethod):
         per_class: bool = param(True, "herd towards each class mean with proportional class quotas (DeepCore's balance option); False = one herd towards the global mean (per class anyway under --class-balanced)")
 
     def validate(self, ctx: SelectionContext) -> None:
-        if not isinstance(self.params.per_class, bool):
-            raise InputError(f"herding: per_class must be true or false, got {self.params.per_class!r}")
         ctx.check_embeddings(self.name)
 
     def run(self, ctx: SelectionContext) -> MethodResult:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
 from ..selection.distances import centred, sq_distances_to, sq_norms
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
 from ..progress import step_progress
@@ -67,11 +66,9 @@ class KCenterGreedy(SelectionMethod):
 
     @dataclass
     class Params:
-        start: str = param("random", "first centre: 'random' (seeded, as the paper) or 'central' (the sample closest to the mean)")
+        start: str = param("random", "first centre: 'random' (seeded, as the paper) or 'central' (the sample closest to the mean)", choices=STARTS)
 
     def validate(self, ctx: SelectionContext) -> None:
-        if self.params.start not in STARTS:
-            raise InputError(f"kcenter: start must be one of {', '.join(STARTS)}, got {self.params.start!r}")
         ctx.check_embeddings(self.name)
 
     def run(self, ctx: SelectionContext) -> MethodResult:

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
-from ..selection.method import ScoreMethod, SelectionContext, param, register_method
+from ..selection.method import ScoreMethod, SelectionContext, param, policy_param, register_method
 
 CENTERS = ("median", "mean")
 
@@ -45,18 +44,14 @@ class ModerateDS(ScoreMethod):
     summary = "Moderate-DS: distance to the class centre, keep the band around the median distance"
     inputs = ("features",)
     reference = "Xia et al., Moderate Coreset, ICLR 2023"
-    default_policy = "band"
     raw_score_name = "distance to class centre"
 
     @dataclass
     class Params:
-        center: str = param("median", "class centre: 'median' (per-dimension, the released code) or 'mean' (the paper's text)")
-        policy: str = param("band", "how the distance becomes a subset: band (the paper), keep-highest, keep-lowest, stratified, random")
+        center: str = param("median", "class centre: 'median' (per-dimension, the released code) or 'mean' (the paper's text)", choices=CENTERS)
+        policy: str = policy_param("band")
 
     def validate(self, ctx: SelectionContext) -> None:
-        super().validate(ctx)
-        if self.params.center not in CENTERS:
-            raise InputError(f"moderate: center must be one of {', '.join(CENTERS)}, got {self.params.center!r}")
         ctx.check_embeddings(self.name)
 
     def score(self, ctx: SelectionContext) -> np.ndarray:

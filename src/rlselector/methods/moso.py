@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..selection import scores
-from ..selection.method import ScoreMethod, SelectionContext, param, register_method
+from ..selection.method import ScoreMethod, SelectionContext, param, policy_param, register_method
 
 
 def moso_scores(checkpoints: list[tuple[np.ndarray, np.ndarray]], labels: np.ndarray) -> np.ndarray:
@@ -46,16 +46,14 @@ class MoSo(ScoreMethod):
     summary = "moving-one-sample-out: risk increase when a sample is removed (gradient agreement, last layer); keep highest"
     inputs = ("proxy",)
     reference = "Tan et al., Data Pruning via Moving-one-Sample-out, NeurIPS 2023"
-    default_policy = "keep-highest"
     raw_score_name = "MoSo score (higher = removing it raises the risk more)"
 
     @dataclass
     class Params:
-        epochs: list[int] | None = param(None, "proxy epochs used as checkpoints; None = every epoch with features and logits")
-        policy: str = param("keep-highest", "how scores become a subset: keep-highest (paper), keep-lowest, band, stratified, random")
+        epochs: list[int] | None = param(None, "proxy epochs used as checkpoints; None = every epoch with features and logits", ge=0)
+        policy: str = policy_param("keep-highest")
 
     def validate(self, ctx: SelectionContext) -> None:
-        super().validate(ctx)
         wanted = [None] if not self.params.epochs else list(self.params.epochs)
         ctx.check_proxy_inputs(self.name, logits=wanted, features=wanted)
 

@@ -26,9 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import KMeans
 
-from ..errors import InputError
-from ..selection.method import ScoreMethod, SelectionContext, param, register_method
-from ..selection.policies import POLICIES
+from ..selection.method import ScoreMethod, SelectionContext, param, policy_param, register_method
 
 METRICS = ("cosine", "euclidean")
 EMBEDDINGS = ("ssl", "proxy")
@@ -72,17 +70,17 @@ class SelfSupervisedPrototypes(ScoreMethod):
 
     @dataclass
     class Params:
-        clusters: int = param(0, "k of k-means (over the whole set, or per class with per_class); 0 = number of classes (whole set) or 1 (per class)")
+        clusters: int = param(0, "k of k-means (over the whole set, or per class with per_class); 0 = number of classes (whole set) or 1 (per class)", ge=0)
         per_class: bool = param(False, "run k-means inside each class instead of over the whole set (uses labels)")
-        metric: str = param("cosine", "cosine (unit-norm embeddings, 1 - cos to the nearest centroid, the paper) or euclidean")
-        policy: str = param("auto", "auto (keep-highest = hard when ratio >= hard_threshold, else keep-lowest = easy), or any policy name")
-        hard_threshold: float = param(0.5, "with policy=auto: ratios at or above this keep the hardest samples, below it the easiest")
-        n_init: int = param(3, "k-means restarts (seeded; the best inertia wins)")
-        embedding: str = param("ssl", "without --features: 'ssl' trains a small self-supervised encoder on the data, 'proxy' uses the proxy model's features")
-        ssl_epochs: int = param(3, "epochs of the self-supervised encoder (two views per image)")
-        ssl_samples: int = param(10_000, "images the encoder trains on (seeded subset; 0 = all); every image is embedded")
-        ssl_width: int = param(8, "base width of its ResNet-18 (64 = full size)")
-        ssl_batch_size: int = param(256, "its batch size (NT-Xent contrasts within a batch)")
+        metric: str = param("cosine", "cosine (unit-norm embeddings, 1 - cos to the nearest centroid, the paper) or euclidean", choices=METRICS)
+        policy: str = policy_param("auto", auto="keep-highest (hard) when ratio >= hard_threshold, else keep-lowest (easy)")
+        hard_threshold: float = param(0.5, "with policy=auto: ratios at or above this keep the hardest samples, below it the easiest", ge=0, le=1)
+        n_init: int = param(3, "k-means restarts (seeded; the best inertia wins)", ge=1)
+        embedding: str = param("ssl", "without --features: 'ssl' trains a small self-supervised encoder on the data, 'proxy' uses the proxy model's features", choices=EMBEDDINGS)
+        ssl_epochs: int = param(3, "epochs of the self-supervised encoder (two views per image)", ge=1)
+        ssl_samples: int = param(10_000, "images the encoder trains on (seeded subset; 0 = all); every image is embedded", ge=0)
+        ssl_width: int = param(8, "base width of its ResNet-18 (64 = full size)", ge=1)
+        ssl_batch_size: int = param(256, "its batch size (NT-Xent contrasts within a batch)", ge=1)
 
     def policy_name(self, ctx: SelectionContext) -> str:
         if self.params.policy == "auto":
@@ -90,24 +88,7 @@ class SelfSupervisedPrototypes(ScoreMethod):
         return self.params.policy
 
     def validate(self, ctx: SelectionContext) -> None:
-        p = self.params
-        if p.policy != "auto" and p.policy not in POLICIES:
-            raise InputError(f"prototypes: policy must be auto or one of {', '.join(sorted(POLICIES))}, got {p.policy!r}")
-        if p.metric not in METRICS:
-            raise InputError(f"prototypes: metric must be one of {', '.join(METRICS)}, got {p.metric!r}")
-        if p.embedding not in EMBEDDINGS:
-            raise InputError(f"prototypes: embedding must be one of {', '.join(EMBEDDINGS)}, got {p.embedding!r}")
-        if not isinstance(p.ssl_samples, int) or isinstance(p.ssl_samples, bool) or p.ssl_samples < 0:
-            raise InputError(f"prototypes: ssl_samples must be an integer >= 0 (0 = all), got {p.ssl_samples!r}")
-        for field in ("n_init", "ssl_epochs", "ssl_width", "ssl_batch_size"):
-            value = getattr(p, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InputError(f"prototypes: {field} must be a positive integer, got {value!r}")
-        if not isinstance(p.clusters, int) or isinstance(p.clusters, bool) or p.clusters < 0:
-            raise InputError(f"prototypes: clusters must be an integer >= 0 (0 = automatic), got {p.clusters!r}")
-        if not isinstance(p.hard_threshold, (int, float)) or not 0.0 <= p.hard_threshold <= 1.0:
-            raise InputError(f"prototypes: hard_threshold must lie in [0, 1], got {p.hard_threshold!r}")
-        if p.embedding == "proxy":
+        if self.params.embedding == "proxy":
             ctx.check_embeddings(self.name)
 
     def embeddings(self, ctx: SelectionContext) -> np.ndarray:

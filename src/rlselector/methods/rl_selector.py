@@ -37,9 +37,10 @@ import numpy as np
 import torch
 
 from ..agent import AgentConfig, SelectorAgent, StepStats, normalised_cover
-from ..cover import cover, epsilon, greedy_set_aware_prune
+from ..cover import EPSILON_RULES, cover, epsilon, greedy_set_aware_prune
 from ..errors import InputError
 from ..io import atomic_write, atomic_write_bytes
+from ..recipes import RECIPES
 from ..selection.format import MANIFEST
 from ..selection.policies import apply_policy, band_decision, lift_kept, policy_sample
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
@@ -207,43 +208,36 @@ class RLSelector(SelectionMethod):
 
     @dataclass
     class Params:
-        recipe: str = param("cpu", "recipe of the target network: cpu (ResNet-18 w16, a few epochs), paper (w64, 200 epochs), ...")
-        epochs: int | None = param(None, "target epochs (None = the recipe's); with --features: passes of the agent over them")
-        variant: str = param("default", "agent configuration: default (measured best), paper-literal (method.md §2-3), method-9")
-        agent: dict = param({}, "overrides of agent fields, e.g. {learning_rate: 3e-4, updates_per_step: 2} (see rlselector.agent.AgentConfig)")
-        epsilon_rule: str = param("quantile", "ε per class: quantile (of intra-class distances), mean, median, nn-median")
-        epsilon_quantile: float = param(0.01, "the quantile of the 'quantile' rule")
+        recipe: str = param("cpu", "recipe of the target network: cpu (ResNet-18 w16, a few epochs), paper (w64, 200 epochs), ...", choices=RECIPES)
+        epochs: int | None = param(None, "target epochs (None = the recipe's); with --features: passes of the agent over them", ge=1)
+        variant: str = param("default", "agent configuration: default (measured best), paper-literal (method.md §2-3), method-9", choices=VARIANTS)
+        agent: dict = param({}, "overrides of agent fields, e.g. {learning_rate: 3e-4, updates_per_step: 2} (see rlselector.agent.AgentConfig)",
+                            fields=AgentConfig, example={"learning_rate": 3e-4})
+        epsilon_rule: str = param("quantile", "ε per class: quantile (of intra-class distances), mean, median, nn-median", choices=EPSILON_RULES)
+        epsilon_quantile: float = param(0.01, "the quantile of the 'quantile' rule", gt=0, lt=1)
         set_aware: bool = param(False, "count only neighbours the current policy keeps (Lemma 2) in the cover")
         decision: str = param("sample", "final decision: sample (as many as the threshold keeps, drawn from the stochastic policy, "
                                         "chance ∝ keep probability, seeded; measured best); threshold (score ≥ 0.5 in the ±1 % band); "
-                                        "set-aware (same count; lowest score pruned first among samples a kept neighbour still covers)")
-        decision_rounds: int = param(20, "set-aware decision: pruning rounds, each one cover pass over the kept samples")
+                                        "set-aware (same count; lowest score pruned first among samples a kept neighbour still covers)",
+                             choices=DECISIONS)
+        decision_rounds: int = param(20, "set-aware decision: pruning rounds, each one cover pass over the kept samples", ge=1)
         random_uncovered: bool = param(False, "set-aware decision: prune the samples no kept neighbour covers in seeded random order, not by score")
-        reference_size: int = param(4096, "bank rows whose decisions measure the kept share each step (all when fewer)")
-        batch_size: int = param(128, "minibatch of the agent with --features (the target's batch comes from the recipe)")
-        init_from: str | None = param(None, "a finished rl-selector selection directory: fine-tune it to this ratio (T-RL-Selector)")
-        finetune_epochs: int | None = param(None, "epochs of that fine-tuning (None = 15/200 of the recipe's epochs, at least 1)")
-        finetune_lr_scale: float = param(0.1, "learning rate of that fine-tuning, as a share of the recipe's")
+        reference_size: int = param(4096, "bank rows whose decisions measure the kept share each step (all when fewer)", ge=1)
+        batch_size: int = param(128, "minibatch of the agent with --features (the target's batch comes from the recipe)", ge=1)
+        init_from: str | None = param(None, "a finished rl-selector selection directory: fine-tune it to this ratio (T-RL-Selector)",
+                                      example="runs/rl-50")
+        finetune_epochs: int | None = param(None, "epochs of that fine-tuning (None = 15/200 of the recipe's epochs, at least 1)", ge=1)
+        finetune_lr_scale: float = param(0.1, "learning rate of that fine-tuning, as a share of the recipe's", gt=0)
 
     def agent_config(self) -> AgentConfig:
-        if self.params.variant not in VARIANTS:
-            raise InputError(f"rl-selector: variant must be one of {', '.join(VARIANTS)}, got {self.params.variant!r}")
-        base = VARIANTS[self.params.variant]()
-        fields = {f.name for f in dataclasses.fields(AgentConfig)}
-        unknown = sorted(set(self.params.agent) - fields)
-        if unknown:
-            raise InputError(f"rl-selector: agent has no field(s) {unknown}; fields: {', '.join(sorted(fields))}")
-        return dataclasses.replace(base, **self.params.agent)
+        """The variant's agent configuration with the ``agent`` overrides (typed by ``make_params``)."""
+        return dataclasses.replace(VARIANTS[self.params.variant](), **self.params.agent)
 
     def validate(self, ctx: SelectionContext) -> None:
         p = self.params
         self.agent_config()
-        if p.decision not in DECISIONS:
-            raise InputError(f"rl-selector: decision must be one of {', '.join(DECISIONS)}, got {p.decision!r}")
         if p.random_uncovered and p.decision != "set-aware":
             raise InputError(f"rl-selector: random_uncovered orders the set-aware decision; add decision=set-aware (got {p.decision!r})")
-        if p.decision_rounds < 1:
-            raise InputError(f"rl-selector: decision_rounds must be ≥ 1, got {p.decision_rounds}")
         check_cover_inputs(self.name, ctx.dataset, p.recipe, p.epochs, ctx.seed, p.epsilon_rule, p.epsilon_quantile)
         if p.init_from is not None:
             self._checked_init(ctx)

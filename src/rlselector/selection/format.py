@@ -112,12 +112,12 @@ def load_selection(path: str | Path) -> Selection:
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise InputError(f"{arrays_path}: unreadable or missing 'indices'/'scores' ({err}); re-run the selection") from err
     n, n_kept = manifest["n"], manifest["n_kept"]
+    _check_indices(arrays_path, indices, n)
     if len(scores) != n or len(indices) != n_kept:
         raise InputError(
             f"{arrays_path}: holds {len(indices)} indices and {len(scores)} scores but {manifest_path} "
             f"says n_kept={n_kept}, n={n}; the files do not belong together"
         )
-    _check_indices(arrays_path, indices, n)
     for name, values in (("scores", scores), ("raw_scores", raw)):
         if values is None:
             continue

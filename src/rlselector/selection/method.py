@@ -25,15 +25,9 @@ from ..data.base import Dataset
 from ..errors import InputError
 from .cache import ArtifactCache
 from .dynamics import ProxyRecord
+from .params import build_params, param
 from .policies import POLICIES, apply_policy, class_quotas
 from .proxy import proxy_seed, resolve_config, run_proxy
-
-
-def param(default: Any, help: str, **kwargs: Any) -> Any:
-    """A method parameter: its default and the one line ``rlselector methods`` shows for it."""
-    if isinstance(default, (list, dict, set)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
-    return field(default=default, metadata={"help": help}, **kwargs)
 
 
 @dataclass
@@ -257,17 +251,10 @@ class SelectionMethod(ABC):
 
     @classmethod
     def make_params(cls, **values: Any) -> Any:
-        known = {f.name for f in dataclasses.fields(cls.Params)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(
-                f"method {cls.name!r} has no parameter(s) {unknown}; its parameters are: "
-                f"{', '.join(sorted(known)) or '(none)'}"
-            )
-        try:
-            return cls.Params(**values)
-        except (TypeError, ValueError) as err:
-            raise InputError(f"method {cls.name!r}: bad parameter ({err})") from err
+        """The method's ``Params`` from untyped values (``-p`` text read as YAML, grid files, Python),
+        each coerced to its declared type and checked against its choices and bounds once
+        (:mod:`rlselector.selection.params`); a value that does not fit is an InputError."""
+        return build_params(cls.Params, values, cls.name)
 
     @classmethod
     def reads_features(cls) -> bool:
@@ -283,8 +270,17 @@ class SelectionMethod(ABC):
         """Compute the selection."""
 
 
+def policy_param(default: str, **own: str) -> Any:
+    """The ``policy`` parameter of a :class:`ScoreMethod`: one of the shared policies, or of the
+    method's ``own`` extra choices (name = what it means); ``default`` is the one its paper uses."""
+    meanings = "".join(f"; {name}: {meaning}" for name, meaning in own.items())
+    choices = (*own, *POLICIES)
+    return param(default, f"how the score becomes a subset: {', '.join(choices)} (default: the paper's){meanings}", choices=choices)
+
+
 class ScoreMethod(SelectionMethod):
-    """A method that only scores samples; the policy parameter picks the subset."""
+    """A method that only scores samples; its ``policy`` parameter (:func:`policy_param`) picks the
+    subset, ``default_policy`` when it declares none."""
 
     default_policy: ClassVar[str] = "keep-highest"
     raw_score_name: ClassVar[str] = "score"
@@ -300,11 +296,7 @@ class ScoreMethod(SelectionMethod):
 
     def policy_name(self, ctx: SelectionContext) -> str:
         """The policy that turns scores into the subset (may depend on the ratio)."""
-        return getattr(self.params, "policy", None) or self.default_policy
-
-    def validate(self, ctx: SelectionContext) -> None:
-        if self.policy_name(ctx) not in POLICIES:
-            raise InputError(f"unknown policy {self.policy_name(ctx)!r}; known: {', '.join(sorted(POLICIES))}")
+        return getattr(self.params, "policy", self.default_policy)
 
     def run(self, ctx: SelectionContext) -> MethodResult:
         raw = np.asarray(self.score(ctx), dtype=np.float64)

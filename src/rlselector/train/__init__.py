@@ -6,6 +6,6 @@ from .hooks import BatchContext, TrainHook
 from .loop import Objective, TrainConfig, TrainResult, build_for, replay_features, seed_everything, train, train_model
 
 __all__ = [
-    "BatchContext", "Objective", "TrainConfig", "TrainHook", "TrainResult", "evaluate", "forward_split", "build_for",
+    "BatchContext", "Objective", "TrainConfig", "TrainHook", "TrainResult", "build_for", "evaluate", "forward_split",
     "load_checkpoint", "replay_features", "seed_everything", "train", "train_model",
 ]

@@ -29,7 +29,7 @@ def load_checkpoint(path: Path, *, fix: str) -> dict[str, Any]:
             f"{path}: holds objects other than tensors and plain values, which could run code when loaded "
             f"(or it was written by an older rlselector); it was not loaded. {fix}"
         ) from None
-    except Exception as err:  # torch reports a cut or damaged file as RuntimeError, OSError, EOFError, KeyError ...
+    except Exception as err:  # noqa: BLE001 - torch reports a cut or damaged file as RuntimeError, OSError, EOFError, KeyError ...
         raise InputError(f"{path}: cannot be read, the file is truncated or damaged ({type(err).__name__}). {fix}") from None
     if not isinstance(state, dict):
         raise InputError(f"{path}: is not an rlselector checkpoint. {fix}")

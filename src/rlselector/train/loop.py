@@ -17,9 +17,11 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
+from itertools import pairwise
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -102,8 +104,7 @@ class TrainConfig:
         if self.nesterov and self.optimizer == "sgd" and self.momentum == 0:
             raise InputError("--nesterov needs a positive --momentum; drop --nesterov or set e.g. --momentum 0.9")
         milestones = list(self.milestones)
-        if (not all(_is_int(m) and 0 < m < self.epochs for m in milestones)
-                or any(a >= b for a, b in zip(milestones, milestones[1:]))):
+        if not all(_is_int(m) and 0 < m < self.epochs for m in milestones) or any(a >= b for a, b in pairwise(milestones)):
             raise InputError(
                 f"--milestones must be increasing epochs between 1 and {self.epochs - 1} (--epochs {self.epochs}; a decay at or "
                 f"after the last epoch changes nothing), got {','.join(map(str, milestones))}; e.g. --milestones 30,60 with --epochs 90"

@@ -1,9 +1,9 @@
-"""What a benchmark grid is: one typed object, read from a preset or a YAML file, checked up front.
+"""What a benchmark grid is: one typed object, read from a built-in grid or a YAML file, checked up front.
 
 A grid is methods × ratios × seeds × evaluation models (× label-noise levels), trained with one
-recipe. The YAML schema is the :class:`BenchConfig` fields; every preset in :data:`PRESETS` is
-written in that same schema, so ``rlselector bench --preset cpu-full`` and a YAML file holding the
-same mapping run the same grid. A minimal file::
+recipe. The YAML schema is the :class:`BenchConfig` fields; every built-in grid in
+:data:`~rlselector.bench.grids.GRIDS` is written in that same schema, so ``rlselector bench --grid
+cpu-full`` and a YAML file holding the same mapping run the same grid. A minimal file::
 
     data: fashion-mnist        # any --data spec (cifar10:/path, npz:/file.npz, ...)
     limit: 10000               # seeded, class-stratified training subset (optional)
@@ -12,16 +12,16 @@ same mapping run the same grid. A minimal file::
     ratios: [0.3, 0.5, 0.7]
     seeds: [0, 1, 2]
     models: [resnet18, {name: vgg16, width: 16}]
-    recipe: cpu                # a preset name, or {preset: cpu, epochs: 3, lr: 0.05, ...}
-    method_params: {rl-selector: {preset: cpu}}
+    recipe: cpu                # a recipe name, or {base: cpu, epochs: 3, lr: 0.05, ...}
+    method_params: {rl-selector: {recipe: cpu}}
     proxy: {width: 8, epochs: 4, batch_size: 64, record_epochs: [1, 2, 4]}   # optional
     label_noise: [0.0, 0.2]    # shares of training labels flipped (0 = clean)
-    transfer: {data: mnist, limit: 10000, recipe: {preset: cpu, epochs: 2}}  # optional
+    transfer: {data: mnist, limit: 10000, recipe: {base: cpu, epochs: 2}}    # optional
     analysis: {tsne: {method: rl-selector, ratio: 0.9}}                     # optional
 
 Everything is validated by :func:`load_bench_config` before any data is read or model trained:
-unknown keys, methods, models, presets, parameters and out-of-range ratios raise
-:class:`~rlselector.errors.InputError` naming the field and the fix.
+unknown keys (the known ones are the schema's fields), methods, models, recipes, parameters and
+out-of-range ratios raise :class:`~rlselector.errors.InputError` naming the field and the fix.
 """
 
 from __future__ import annotations
@@ -35,15 +35,7 @@ import yaml
 
 from ..errors import InputError
 from ..train import TrainConfig
-
-ALL_METHODS = (
-    "rl-selector", "cover-static", "random", "el2n", "grand", "forgetting", "herding", "kcenter",
-    "moderate", "prototypes", "ccs", "d2", "glister", "cgscore", "moso",
-)
-"""Every method the project implements (the presets that claim "every method" list these)."""
-
-TARGET_TRAINING_METHODS = ("rl-selector", "cover-static")
-"""Methods that train their own target network; presets give them a recipe (``preset`` parameter)."""
+from .grids import GRIDS
 
 
 @dataclass(frozen=True)
@@ -132,7 +124,7 @@ class BenchConfig:
     transfer: TransferConfig | None = None
     analysis: AnalysisConfig | None = field(default_factory=lambda: AnalysisConfig())
     threads: int | None = None
-    """torch threads for the run (None = torch's default). The cpu-* presets use 1: on a 2-core machine
+    """torch threads for the run (None = torch's default). The cpu-* grids use 1: on a 2-core machine
     shared with other jobs, two threads oversubscribe the cores (measured: ResNet-18 w8 trained at
     60–90 img/s with 2 threads vs 400–680 img/s with 1 while other jobs ran)."""
     source: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -146,119 +138,40 @@ class BenchConfig:
 
         spec = dict(self.proxy)
         recipe_keys = {f.name for f in dataclasses.fields(TrainConfig)}
-        recipe = _train_config({k: spec.pop(k) for k in list(spec) if k in recipe_keys or k == "preset"}, where="proxy")
+        recipe = _train_config({k: spec.pop(k) for k in list(spec) if k in recipe_keys or k in (_BASE, _OLD_BASE)}, where="proxy")
         kwargs = {k: tuple(v) if k == "record_epochs" else v for k, v in spec.items()}
         try:
             config = ProxyConfig(recipe=recipe, **kwargs)
         except TypeError as err:
-            known = sorted({f.name for f in dataclasses.fields(ProxyConfig)} - {"recipe"} | recipe_keys)
+            known = sorted({f.name for f in dataclasses.fields(ProxyConfig)} - {"recipe"} | recipe_keys | {_BASE})
             raise InputError(f"proxy: {err}; known keys: {', '.join(known)}") from err
         config.validate()
         return config
 
 
 # ------------------------------------------------------------------------------------------
-# presets (in the YAML schema)
-# ------------------------------------------------------------------------------------------
-def _target(preset: str) -> dict[str, dict[str, Any]]:
-    """The recipe of the methods that train their own target network."""
-    return {m: {"recipe": preset} for m in TARGET_TRAINING_METHODS}
-
-
-_CPU_TINY_PROXY = {"model": "resnet18", "width": 8, "epochs": 3, "batch_size": 64, "lr": 0.05, "record_epochs": [1, 2, 3]}
-_CPU_PROXY = {"model": "resnet18", "width": 8, "epochs": 5, "batch_size": 128, "lr": 0.1, "record_epochs": [1, 3, 5]}
-_CPU_GRID = {  # shared by cpu-full, cpu-transfer and cpu-noise: their clean cells are the same cells
-    "data": "fashion-mnist", "limit": 8000, "models": [{"name": "resnet18", "width": 8}], "recipe": "cpu",
-    "method_params": _target("cpu"), "proxy": _CPU_PROXY, "threads": 1,
-}
-_PAPER_MODELS = ["resnet50", "resnet18", "vgg16", "densenet121", "vit_small"]
-_PAPER_RATIOS = [0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9]
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "cpu-quick": {
-        "summary": "every method, 50 %, one seed, Fashion-MNIST 2,000/2,000, ResNet-18 w8 2 epochs: ≤ 5 min on 2 cores",
-        "data": "fashion-mnist", "limit": 2000, "test_limit": 2000,
-        "methods": list(ALL_METHODS), "ratios": [0.5], "seeds": [0],
-        "models": [{"name": "resnet18", "width": 8}], "recipe": "cpu-tiny",
-        "method_params": _target("cpu-tiny"), "proxy": _CPU_TINY_PROXY,
-        "analysis": {"max_samples": 1000, "tsne": {"samples": 800}}, "threads": 1,
-    },
-    "cpu-full": {
-        "summary": "Fashion-MNIST 8,000 train / 10,000 test, every method, 30/50/70/90 %, 3 seeds, ResNet-18 w8 5 epochs "
-                   "(resumable: run it again to continue; measured 2 h on 2 cores split by seed into parallel runs, see BENCHMARKS.md)",
-        **_CPU_GRID, "methods": list(ALL_METHODS), "ratios": [0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2],
-        "analysis": {"max_samples": 4000, "tsne": {"method": "rl-selector", "ratio": 0.9, "samples": 2000}},
-    },
-    "cpu-cross-arch": {
-        "summary": "select with ResNet-18, evaluate with ResNet-18/50, VGG-16, DenseNet-121, ViT-small (width 8, Fashion-MNIST 4,000)",
-        "data": "fashion-mnist", "limit": 4000, "test_limit": 2000,
-        "methods": ["random", "rl-selector", "cover-static", "moderate", "el2n", "forgetting"], "ratios": [0.5], "seeds": [0, 1],
-        "models": [{"name": m, "width": 8} for m in ("resnet18", "resnet50", "vgg16", "densenet121", "vit_small")],
-        "recipe": {"preset": "cpu-tiny", "epochs": 3}, "method_params": _target("cpu-tiny"), "proxy": _CPU_TINY_PROXY,
-        "analysis": None, "threads": 1,
-    },
-    "cpu-transfer": {
-        "summary": "pre-train on a selected Fashion-MNIST subset, fine-tune on MNIST 5,000 (the paper's Table 1 analogue)",
-        **_CPU_GRID, "methods": ["random", "rl-selector", "cover-static", "moderate", "el2n", "forgetting"], "ratios": [0.5, 0.9],
-        "seeds": [0, 1, 2], "transfer": {"data": "mnist", "limit": 5000, "recipe": {"preset": "cpu", "epochs": 2, "lr": 0.02}},
-        "analysis": None,
-    },
-    "cpu-noise": {
-        "summary": "20 % of Fashion-MNIST training labels flipped (seed 0) vs clean: which methods keep the noise?",
-        **_CPU_GRID, "label_noise": [0.0, 0.2], "noise_seed": 0,
-        "methods": ["random", "rl-selector", "cover-static", "el2n", "forgetting", "moderate", "ccs"], "ratios": [0.5, 0.7],
-        "seeds": [0, 1, 2], "analysis": None,
-    },
-    "paper-cifar10": {
-        "summary": "CIFAR-10 (--data-root): the paper's recipe (method.md §6), ResNet-18 selects; ResNet-50 headline + cross-architecture",
-        "data": "cifar10", "methods": list(ALL_METHODS), "ratios": _PAPER_RATIOS, "seeds": [0, 1, 2],
-        "models": [{"name": m, "width": 64} for m in _PAPER_MODELS], "recipe": "paper",
-        "method_params": _target("paper"),
-        "analysis": {"model": "resnet50", "tsne": {"method": "rl-selector", "ratio": 0.9, "samples": 5000}},
-    },
-    "paper-cifar100": {
-        "summary": "CIFAR-100 (--data-root): the paper's recipe, ResNet-18 selects, ResNet-50 and ResNet-18 evaluate",
-        "data": "cifar100", "methods": list(ALL_METHODS), "ratios": _PAPER_RATIOS, "seeds": [0, 1, 2],
-        "models": [{"name": "resnet50", "width": 64}, {"name": "resnet18", "width": 64}], "recipe": "paper",
-        "method_params": _target("paper"),
-        "analysis": {"model": "resnet50", "tsne": {"method": "rl-selector", "ratio": 0.9, "samples": 5000}},
-    },
-    "paper-tiny-imagenet": {
-        "summary": "Tiny-ImageNet (--data-root): 90 epochs, lr 0.1 ÷10 at 30/60, wd 1e-4, ResNet-18 selects and evaluates (+ResNet-50)",
-        "data": "tiny-imagenet", "methods": list(ALL_METHODS), "ratios": _PAPER_RATIOS, "seeds": [0, 1, 2],
-        "models": [{"name": "resnet18", "width": 64}, {"name": "resnet50", "width": 64}], "recipe": "paper-tiny-imagenet",
-        "method_params": _target("paper-tiny-imagenet"),
-        "analysis": {"model": "resnet18", "tsne": {"method": "rl-selector", "ratio": 0.9, "samples": 5000}},
-    },
-}
-
-
-# ------------------------------------------------------------------------------------------
 # loading and validation
 # ------------------------------------------------------------------------------------------
-_KEYS = {
-    "name", "summary", "data", "data_root", "limit", "test_limit", "data_seed", "methods", "ratios", "seeds",
-    "models", "recipe", "width", "method_params", "class_balanced", "proxy", "full_data", "label_noise",
-    "noise_seed", "transfer", "analysis", "threads",
-}
+_BASE, _OLD_BASE = "base", "preset"
+"""The key of a recipe mapping naming the recipe it starts from, and its old name (refused with the new one)."""
 
 
-def load_bench_config(preset: str | None = None, path: str | Path | None = None, data_root: str | None = None) -> BenchConfig:
-    """Read a grid from a preset name or a YAML file (exactly one); ``data_root`` overrides the file's.
+def load_bench_config(grid: str | None = None, path: str | Path | None = None, data_root: str | None = None) -> BenchConfig:
+    """Read a built-in grid by name or a YAML file (exactly one); ``data_root`` overrides the file's.
 
     Everything is checked here, before any data is read: a listed method that is not registered,
     an unknown model or recipe, a bad ratio or parameter raises :class:`InputError`.
     """
-    if (preset is None) == (path is None):
-        raise InputError(f"give exactly one of --preset (one of: {', '.join(PRESETS)}) or --config FILE.yaml")
-    if preset is not None:
-        if preset not in PRESETS:
-            raise InputError(f"unknown benchmark preset {preset!r}; known presets: {', '.join(PRESETS)}")
-        spec, where = {"name": preset, **PRESETS[preset]}, f"preset {preset!r}"
+    if (grid is None) == (path is None):
+        raise InputError(f"give exactly one of --grid NAME (one of: {', '.join(GRIDS)}) or --config FILE.yaml")
+    if grid is not None:
+        if grid not in GRIDS:
+            raise InputError(f"unknown benchmark grid {grid!r}; known grids: {', '.join(GRIDS)}")
+        spec, where = {"name": grid, **GRIDS[grid]}, f"grid {grid!r}"
     else:
         path = Path(path)  # type: ignore[arg-type]
         if not path.exists():
-            raise InputError(f"{path}: grid file not found; write a YAML mapping (see rlselector.bench.config)")
+            raise InputError(f"{path}: grid file not found; write a YAML mapping (see rlselector.bench.grid)")
         try:
             spec = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
@@ -274,16 +187,15 @@ def load_bench_config(preset: str | None = None, path: str | Path | None = None,
 
 def config_from_dict(spec: dict[str, Any], *, where: str = "grid") -> BenchConfig:
     """Build and validate a :class:`BenchConfig` from a mapping in the YAML schema."""
-    unknown = sorted(set(spec) - _KEYS)
-    if unknown:
-        raise InputError(f"{where}: unknown key(s) {unknown}; known keys: {', '.join(sorted(_KEYS))}")
+    # recipe_name is derived from recipe, source is the mapping itself; width is every model's default
+    _check_keys(spec, BenchConfig, where, extra=("summary", "width"), derived=("recipe_name", "source"))
     for required in ("data", "methods", "ratios"):
         if required not in spec:
             raise InputError(f"{where}: key {required!r} is required")
 
-    recipe, recipe_name, preset_model, preset_width = _recipe(spec.get("recipe", "cpu"), where=f"{where}: recipe")
-    width = _int(spec.get("width", preset_width), f"{where}: width", minimum=1)
-    models = tuple(_eval_model(m, width, where) for m in _list(spec.get("models", [preset_model]), f"{where}: models"))
+    recipe, recipe_name, recipe_model, recipe_width = _recipe(spec.get("recipe", "cpu"), where=f"{where}: recipe")
+    width = _int(spec.get("width", recipe_width), f"{where}: width", minimum=1)
+    models = tuple(_eval_model(m, width, where) for m in _list(spec.get("models", [recipe_model]), f"{where}: models"))
     if not models:
         raise InputError(f"{where}: models is empty; list at least one evaluation model")
     methods = tuple(str(m) for m in _list(spec["methods"], f"{where}: methods"))
@@ -334,31 +246,34 @@ def config_from_dict(spec: dict[str, Any], *, where: str = "grid") -> BenchConfi
 
 
 def _recipe(value: Any, *, where: str) -> tuple[TrainConfig, str, str, int]:
-    """(recipe, its name, the preset's model, the preset's width) of a preset name or mapping."""
+    """(training config, its name, the recipe's model, the recipe's width) of a recipe name or mapping."""
     from ..recipes import get_recipe
 
     if isinstance(value, str):
-        preset = get_recipe(value)
-        return preset.train, value, preset.model, preset.width
+        recipe = get_recipe(value)
+        return recipe.train, value, recipe.model, recipe.width
     if not isinstance(value, dict):
-        raise InputError(f"{where}: give a preset name (cpu, cpu-tiny, paper, ...) or a mapping of training options")
-    base_name = value.get("preset", "cpu")
-    preset = get_recipe(base_name)
+        raise InputError(f"{where}: give a recipe name (cpu, cpu-tiny, paper, ...) or a mapping of training options")
     config = _train_config(value, where=where)
-    name = base_name if config == preset.train else f"{base_name}+" + ",".join(f"{k}={v}" for k, v in value.items() if k != "preset")
-    return config, name, preset.model, preset.width
+    base_name = value.get(_BASE, "cpu")
+    base = get_recipe(base_name)
+    name = base_name if config == base.train else f"{base_name}+" + ",".join(f"{k}={v}" for k, v in value.items() if k != _BASE)
+    return config, name, base.model, base.width
 
 
 def _train_config(value: dict[str, Any], *, where: str) -> TrainConfig:
-    """A TrainConfig from ``{preset: NAME, field: value, ...}`` (the preset's recipe, overridden)."""
+    """A TrainConfig from ``{base: NAME, field: value, ...}`` (the named recipe's training, overridden)."""
     from ..recipes import get_recipe
 
     value = dict(value)
-    base = get_recipe(value.pop("preset", "cpu")).train
+    if _OLD_BASE in value:
+        raise InputError(f"{where}: the key {_OLD_BASE!r} was renamed to {_BASE!r} (the recipe the mapping starts from); "
+                         f"write {_BASE}: {value[_OLD_BASE]}")
+    base = get_recipe(value.pop(_BASE, "cpu")).train
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed"}
     unknown = sorted(set(value) - known)
     if unknown:
-        raise InputError(f"{where}: unknown training option(s) {unknown}; known: {', '.join(sorted(known))}, preset")
+        raise InputError(f"{where}: unknown training option(s) {unknown}; known: {', '.join(sorted(known))}, {_BASE}")
     if "milestones" in value:
         value["milestones"] = tuple(value["milestones"])
     try:
@@ -406,7 +321,7 @@ def _check_data(spec: str, root: str | None, where: str) -> None:
     try:
         parse_spec(str(spec), root)
     except InputError as err:
-        raise InputError(f"{where}: {err} (a preset's data location is given with --data-root)") from err
+        raise InputError(f"{where}: {err} (a built-in grid's data location is given with --data-root)") from err
 
 
 def _transfer(value: Any, recipe: TrainConfig, models: tuple[EvalModel, ...], where: str) -> TransferConfig | None:
@@ -414,10 +329,7 @@ def _transfer(value: Any, recipe: TrainConfig, models: tuple[EvalModel, ...], wh
         return None
     if not isinstance(value, dict) or "data" not in value:
         raise InputError(f"{where}: transfer must be a mapping with at least 'data' (the fine-tuning dataset)")
-    known = {"data", "data_root", "limit", "test_limit", "recipe", "scratch", "models"}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise InputError(f"{where}: unknown transfer key(s) {unknown}; known: {', '.join(sorted(known))}")
+    _check_keys(value, TransferConfig, f"{where}: transfer", extra=("data_root",))
     data = str(value["data"])
     _check_data(data, value.get("data_root"), f"{where}: transfer")
     if value.get("data_root"):
@@ -446,10 +358,7 @@ def _analysis(value: Any, config: BenchConfig, where: str) -> AnalysisConfig | N
         value = {}
     if not isinstance(value, dict):
         raise InputError(f"{where}: analysis must be a mapping (dunn:, model:, seeds:, max_samples:, tsne:) or false")
-    known = {"dunn", "model", "seeds", "max_samples", "tsne"}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise InputError(f"{where}: unknown analysis key(s) {unknown}; known: {', '.join(sorted(known))}")
+    _check_keys(value, AnalysisConfig, f"{where}: analysis")
     if not config.full_data:
         raise InputError(f"{where}: analysis needs the full-data run's features; set full_data: true or analysis: false")
     model = value.get("model") or config.models[0].name
@@ -462,9 +371,7 @@ def _analysis(value: Any, config: BenchConfig, where: str) -> AnalysisConfig | N
     tsne_config = None
     if tsne is not None and tsne is not False:
         tsne = {} if tsne is True else dict(tsne)
-        unknown = sorted(set(tsne) - {"method", "ratio", "seed", "noise", "samples"})
-        if unknown:
-            raise InputError(f"{where}: unknown analysis.tsne key(s) {unknown}; known: method, ratio, seed, noise, samples")
+        _check_keys(tsne, TsneConfig, f"{where}: analysis.tsne")
         default_method = "rl-selector" if "rl-selector" in config.methods else config.methods[0]
         tsne_config = TsneConfig(
             method=str(tsne.get("method", default_method)),
@@ -486,6 +393,14 @@ def _analysis(value: Any, config: BenchConfig, where: str) -> AnalysisConfig | N
 
 
 # --- small typed readers ---------------------------------------------------------------------
+def _check_keys(value: dict[str, Any], schema: type, where: str, *, extra: tuple[str, ...] = (), derived: tuple[str, ...] = ()) -> None:
+    """Refuse keys that are not fields of the dataclass ``schema`` (less ``derived``) or ``extra``."""
+    known = {f.name for f in dataclasses.fields(schema)} - set(derived) | set(extra)
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {unknown}; known keys: {', '.join(sorted(known))}")
+
+
 def _list(value: Any, where: str) -> list:
     if isinstance(value, (str, int, float, dict)):
         return [value]
