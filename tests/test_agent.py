@@ -230,7 +230,7 @@ def test_resume_from_state_dict_is_bit_exact(config):
     torch.save(first_half.state_dict(), buffer)
     buffer.seek(0)
     resumed = SelectorAgent(3, 0.4, config, seed=99, total_steps=6)  # a different seed: the state must win
-    resumed.load_state_dict(torch.load(buffer, weights_only=False))
+    resumed.load_state_dict(torch.load(buffer, weights_only=True))
     resumed_actions = run(resumed, batches[3:])
 
     for expected, got in zip(straight_actions[3:], resumed_actions):

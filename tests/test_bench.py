@@ -12,12 +12,12 @@ import pytest
 import yaml
 from scipy import stats
 
-from rlselector.bench import PRESETS, config_from_dict, load_bench_config, run_bench
+from rlselector.bench import GRIDS, config_from_dict, load_bench_config, run_bench
 from rlselector.bench.data import flip_labels, with_label_noise
 from rlselector.bench.report import write_report
 from rlselector.errors import InputError
 
-TINY_RECIPE = {"preset": "cpu-tiny", "epochs": 1, "batch_size": 32}
+TINY_RECIPE = {"base": "cpu-tiny", "epochs": 1, "batch_size": 32}
 TINY_PROXY = {"width": 4, "epochs": 2, "batch_size": 64, "record_epochs": [1, 2]}
 
 
@@ -49,7 +49,7 @@ def tiny_results(tmp_path_factory):
         ({"ratios": [30]}, "share of training samples to KEEP"),
         ({"models": ["resnet1000"]}, "unknown model"),
         ({"recipe": "no-such-recipe"}, "unknown recipe"),
-        ({"recipe": {"preset": "cpu-tiny", "epoch": 3}}, "unknown training option"),
+        ({"recipe": {"base": "cpu-tiny", "epoch": 3}}, "unknown training option"),
         ({"method_params": {"el2n": {"sedes": 2}}}, "no parameter"),
         ({"method_params": {"herding": {}}}, "does not run"),
         ({"label_noise": [1.5]}, "label noise"),
@@ -57,6 +57,9 @@ def tiny_results(tmp_path_factory):
         ({"analysis": {"tsne": {"method": "random", "ratio": 0.9}}}, "names no cell"),
         ({"data": "cifar10"}, "needs a path"),
         ({"proxy": {"widht": 3}}, "proxy"),
+        ({"recipe": {"preset": "cpu-tiny", "epochs": 1}}, "recipe: the key 'preset' was renamed to 'base'"),
+        ({"proxy": {"preset": "cpu-tiny", "width": 4}}, "proxy: the key 'preset' was renamed to 'base'"),
+        ({"transfer": {"data": "digits", "recipe": {"preset": "cpu"}}}, "transfer.recipe: the key 'preset' was renamed to 'base'"),
     ],
 )
 def test_bad_grid_is_refused_before_any_work(change, message):
@@ -64,31 +67,51 @@ def test_bad_grid_is_refused_before_any_work(change, message):
         tiny_grid(**change)
 
 
-def test_presets_load_or_name_what_is_missing():
-    """Every preset is valid; one listing a method not registered yet says which, and none is skipped."""
+def test_grids_load_or_name_what_is_missing():
+    """Every built-in grid is valid; one listing a method not registered yet says which, and none is skipped."""
     from rlselector.api import list_methods
     from rlselector.selection import METHODS
 
     list_methods()
-    for name, spec in PRESETS.items():
+    for name, spec in GRIDS.items():
         needs_root = spec["data"] in ("cifar10", "cifar100", "tiny-imagenet")
         missing = [m for m in spec["methods"] if m not in METHODS]
         if missing:
             with pytest.raises(InputError, match="not registered"):
-                load_bench_config(preset=name, data_root="/data" if needs_root else None)
+                load_bench_config(grid=name, data_root="/data" if needs_root else None)
             continue
-        config = load_bench_config(preset=name, data_root="/data" if needs_root else None)
+        config = load_bench_config(grid=name, data_root="/data" if needs_root else None)
         assert config.methods == tuple(spec["methods"])
         if needs_root:
             with pytest.raises(InputError, match="needs a path"):
-                load_bench_config(preset=name)
-    with pytest.raises(InputError, match="known presets"):
-        load_bench_config(preset="cpu-nothing")
+                load_bench_config(grid=name)
+    with pytest.raises(InputError, match="known grids"):
+        load_bench_config(grid="cpu-nothing")
     with pytest.raises(InputError, match="exactly one"):
         load_bench_config()
 
 
-def test_yaml_file_is_the_preset_schema(tmp_path):
+def test_every_method_grids_follow_the_registry():
+    """"Every method" and the recipes of the target-training methods are read from the registry, not listed twice."""
+    from rlselector.api import list_methods
+
+    names = [m.name for m in list_methods()]
+    training = {m.name for m in list_methods() if "target-training" in m.inputs}
+    assert GRIDS["cpu-full"]["methods"] == names and training == {"rl-selector", "cover-static"}
+    assert set(GRIDS["cpu-full"]["method_params"]) == training
+
+
+def test_bench_command_takes_grid_and_its_old_name_preset():
+    from typer.testing import CliRunner
+
+    from rlselector.cli import app
+
+    for option in ("--grid", "--preset"):
+        result = CliRunner().invoke(app, ["bench", option, "cpu-nothing"])
+        assert result.exit_code == 2 and "known grids: cpu-quick" in " ".join(result.output.split())
+
+
+def test_yaml_file_is_the_grid_schema(tmp_path):
     spec = {"data": "digits", "limit": 200, "methods": ["random"], "ratios": [0.5], "seeds": [0, 1], "recipe": TINY_RECIPE,
             "models": ["resnet18"], "width": 4, "label_noise": 0.1}
     path = tmp_path / "grid.yaml"
@@ -244,6 +267,78 @@ def test_report_refuses_an_empty_directory(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
+# the report reads a results directory as untrusted input
+# --------------------------------------------------------------------------------------------
+def _crafted(tmp_path, change=lambda cell: None, *, analysis=(), per_class=None):
+    """A results directory of hand-made cells; ``change`` edits the first el2n cell, ``analysis`` adds
+    analysis cells, ``per_class`` replaces every selection's kept-per-class counts."""
+    cells = [_hand_cell(m, r, s, v) for (m, r), values in HAND.items() for s, v in enumerate(values)]
+    for c in cells:
+        c["selection"]["per_class"] = per_class or c["selection"]["per_class"]
+    change(next(c for c in cells if c["method"] == "el2n"))
+    for folder, records in (("cells", cells), ("analysis", analysis)):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        for c in records:
+            (tmp_path / folder / f"{c['key']}.json").write_text(json.dumps(c))
+    return tmp_path
+
+
+def _tsne_cell(png):
+    return {"key": "tsne0", "kind": "tsne", "label": "tsne-el2n", "method": "el2n", "ratio": 0.3, "seed": 0, "model": "resnet18",
+            "width": 8, "png": png, "features_from": "full-s0"}
+
+
+@pytest.mark.parametrize(
+    "crafted, field",
+    [
+        (lambda tmp: _crafted(tmp, analysis=[_tsne_cell("../../../../etc/passwd")]), "png"),
+        (lambda tmp: _crafted(tmp, analysis=[_tsne_cell("/etc/passwd")]), "png"),
+        (lambda tmp: _crafted(tmp, lambda c: c["selection"].update(dir="../../../../etc")), "selection.dir"),
+    ],
+)
+def test_report_refuses_a_path_leading_out_of_the_results_directory(tmp_path, crafted, field):
+    results = crafted(tmp_path / "results")
+    with pytest.raises(InputError, match=rf"\.json: field '{re.escape(field)}': .* leads outside the results directory.*"
+                                         r"relative to the results directory.*run the grid again"):
+        write_report(results)
+    assert not (results / "report").exists()  # nothing of /etc reached a figure or the page
+
+
+def test_report_refuses_a_link_leading_out_of_the_results_directory(tmp_path):
+    results = _crafted(tmp_path)
+    el2n = json.loads(next((results / "cells").glob("el2n030*.json")).read_text())
+    (results / el2n["selection"]["dir"]).mkdir(parents=True)
+    (results / el2n["selection"]["dir"] / "diag.log").symlink_to("/etc/passwd")
+    with pytest.raises(InputError, match=r"diag\.log: .*leads outside the results directory.*remove that link"):
+        write_report(results)
+
+
+def test_report_refuses_a_cell_without_kind(tmp_path):
+    results = _crafted(tmp_path, lambda c: c.pop("kind"))
+    with pytest.raises(InputError, match=r"el2n030\.json: field 'kind' is missing.*run the grid again"):
+        write_report(results)
+    results = _crafted(tmp_path, lambda c: c["selection"].pop("dir"))
+    with pytest.raises(InputError, match=r"el2n030\.json: field 'selection\.dir' is missing from this eval cell"):
+        write_report(results)
+
+
+def test_report_escapes_names_in_markdown_and_neutralises_csv_formulas(tmp_path):
+    tag, formula = "<img src=x onerror=alert(1)>", "=HYPERLINK(\"http://x\",\"y\")"
+
+    per_class = {tag: {"kept": 1, "total": 2}, formula: {"kept": 1, "total": 2}, "@SUM(A1)": {"kept": 0, "total": 2}}
+    paths = write_report(_crafted(tmp_path, lambda c: c.update(method=f"{tag}|x"), per_class=per_class))
+    md = paths["markdown"].read_text()
+    assert "<img" not in md and "&lt;img src=x onerror=alert(1)&gt;\\|x" in md
+    rows = [line for line in md.splitlines() if "onerror" in line and line.startswith("|")]
+    assert rows and all(len(line.replace("\\|", "").split("|")) == 5 for line in rows)  # the | is escaped: row name, two ratios
+    assert tag not in paths["html"].read_text()
+    per_class = {r["class"]: r for r in csv.DictReader(paths["per_class_csv"].open())}
+    assert set(per_class) >= {tag, "'" + formula, "'@SUM(A1)"}
+    cells = list(csv.DictReader(paths["cells_csv"].open()))
+    assert any(r["method"] == f"{tag}|x" for r in cells)
+
+
+# --------------------------------------------------------------------------------------------
 # label noise and transfer
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("rate", [0.0, 0.1, 0.25, 0.333])
@@ -269,7 +364,7 @@ def test_noisy_dataset_is_a_new_dataset(digits):
 def test_noise_and_transfer_cells(tmp_path):
     config = tiny_grid(methods=["random"], ratios=[0.5], seeds=[0], models=[{"name": "resnet18", "width": 4}], proxy=None,
                        label_noise=[0.0, 0.2], analysis=False,
-                       transfer={"data": "digits", "limit": 200, "recipe": {"preset": "cpu-tiny", "epochs": 1, "batch_size": 32}})
+                       transfer={"data": "digits", "limit": 200, "recipe": {"base": "cpu-tiny", "epochs": 1, "batch_size": 32}})
     summary = run_bench(config, tmp_path, progress=False)
     cells = list(_cells(tmp_path).values())
     kinds = sorted(c["kind"] for c in cells)
@@ -292,12 +387,12 @@ def test_noise_and_transfer_cells(tmp_path):
 def test_cell_keys_hash_the_parameters_with_their_defaults(digits):
     """A grid that spells out a default and one that leaves it out are the same cells; a changed value
     (or a changed default) is a new cell, never a stale stored one."""
-    from rlselector.bench.runner import GridRunner
+    from rlselector.bench.plan import plan_cells
 
     def keys(method_params):
         config = tiny_grid(methods=["el2n"], ratios=[0.5], seeds=[0], models=[{"name": "resnet18", "width": 4}],
                            analysis=False, method_params=method_params)
-        return [c.key for c in GridRunner(config, Path("unused"), progress=False).plan(digits.limit(300, seed=0))]
+        return [c.key for c in plan_cells(config, digits.limit(300, seed=0).fingerprint)]
 
     implicit, explicit = keys({}), keys({"el2n": {"policy": "keep-highest"}})
     assert implicit == explicit

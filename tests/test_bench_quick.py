@@ -1,4 +1,4 @@
-"""The cpu-quick preset end to end, and the report rendered by headless Chromium."""
+"""The cpu-quick grid end to end, and the report rendered by headless Chromium."""
 
 from __future__ import annotations
 
@@ -10,30 +10,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlselector.bench import PRESETS, config_from_dict, load_bench_config, run_bench
+from rlselector.bench import GRIDS, config_from_dict, load_bench_config, run_bench
 from rlselector.bench.report import write_report
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.mark.slow
-def test_cpu_quick_preset(tmp_path):
+def test_cpu_quick_grid(tmp_path):
     """Every method once on Fashion-MNIST (2,000 samples); the budget is 5 minutes on 2 cores."""
     from rlselector.api import list_methods
     from rlselector.selection import METHODS
 
     list_methods()
-    missing = [m for m in PRESETS["cpu-quick"]["methods"] if m not in METHODS]
-    if missing:  # the preset refuses to run without them (test_presets_load_or_name_what_is_missing)
+    missing = [m for m in GRIDS["cpu-quick"]["methods"] if m not in METHODS]
+    if missing:  # the grid refuses to run without them (test_grids_load_or_name_what_is_missing)
         pytest.skip(f"cpu-quick lists methods not registered yet: {missing}")
     started = time.perf_counter()
-    summary = run_bench(load_bench_config(preset="cpu-quick"), tmp_path, progress=False)
+    summary = run_bench(load_bench_config(grid="cpu-quick"), tmp_path, progress=False)
     seconds = time.perf_counter() - started
     paths = write_report(tmp_path)
     print(f"cpu-quick: {summary.total} cells in {seconds:.0f} s")
     assert not summary.failed
     page = paths["html"].read_text()
-    for method in PRESETS["cpu-quick"]["methods"]:
+    for method in GRIDS["cpu-quick"]["methods"]:
         assert f"<th>{method}</th>" in page
     assert seconds < 600, f"cpu-quick took {seconds:.0f} s; its budget is 300 s on an idle 2-core machine"
 
@@ -51,7 +51,7 @@ def _render(html: Path, png: Path, profile: Path) -> subprocess.CompletedProcess
 def test_report_renders_in_headless_chromium(tmp_path):
     config = config_from_dict({
         "name": "chromium", "data": "digits", "limit": 300, "methods": ["random", "herding"], "ratios": [0.3, 0.6], "seeds": [0, 1],
-        "models": [{"name": "resnet18", "width": 4}], "recipe": {"preset": "cpu-tiny", "epochs": 1, "batch_size": 32},
+        "models": [{"name": "resnet18", "width": 4}], "recipe": {"base": "cpu-tiny", "epochs": 1, "batch_size": 32},
         "proxy": {"width": 4, "epochs": 2, "batch_size": 64, "record_epochs": [1, 2]}, "analysis": False,
     })
     run_bench(config, tmp_path / "out", progress=False)

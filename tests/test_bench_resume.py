@@ -18,7 +18,7 @@ from rlselector.bench.report import write_report
 
 GRID = {
     "name": "killed", "data": "digits", "limit": 300, "methods": ["random"], "ratios": [0.3, 0.5, 0.7], "seeds": [0, 1],
-    "models": [{"name": "resnet18", "width": 4}], "recipe": {"preset": "cpu-tiny", "epochs": 2, "batch_size": 32},
+    "models": [{"name": "resnet18", "width": 4}], "recipe": {"base": "cpu-tiny", "epochs": 2, "batch_size": 32},
     "analysis": False, "threads": 1,
 }
 CELLS = 2 * 3 + 2  # methods x ratios x seeds, plus full data per seed

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import rlselector.train as train_package
+import rlselector.methods.rl_selector as rl_selector_module  # the method calls the replay through this name
 from rlselector import load_dataset, select
 from rlselector.errors import InputError
 from rlselector.train import TrainConfig, TrainHook, build_for, train
@@ -84,12 +84,12 @@ def test_rl_selector_on_features_resumes_to_the_same_selection(small, tmp_path, 
             if epoch == 2:
                 raise KeyboardInterrupt
 
-    replay = train_package.replay_features
-    monkeypatch.setattr(train_package, "replay_features", lambda *a, hooks, **kw: replay(*a, hooks=[*hooks, Crash()], **kw))
+    replay = rl_selector_module.replay_features
+    monkeypatch.setattr(rl_selector_module, "replay_features", lambda *a, hooks, **kw: replay(*a, hooks=[*hooks, Crash()], **kw))
     with pytest.raises(KeyboardInterrupt):
         select(small, "rl-selector", 0.4, 1, out=tmp_path / "sel", **settings)
     assert (tmp_path / "sel" / "work" / "agent" / "checkpoint.pt").exists()
-    monkeypatch.setattr(train_package, "replay_features", replay)
+    monkeypatch.setattr(rl_selector_module, "replay_features", replay)
     resumed = select(small, "rl-selector", 0.4, 1, out=tmp_path / "sel", resume=True, **settings)
     np.testing.assert_array_equal(resumed.indices, whole.indices)
     np.testing.assert_array_equal(resumed.scores, whole.scores)

@@ -156,13 +156,13 @@ def test_bad_inputs_refused_before_work(tmp_path, digits):
     assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
     with pytest.raises(InputError, match="variant"):
         select(digits, "rl-selector", 0.5, 0, variant="nope", out=tmp_path / "a", progress=False)
-    with pytest.raises(InputError, match="agent has no field"):
+    with pytest.raises(InputError, match="'agent' has no AgentConfig field"):
         select(digits, "rl-selector", 0.5, 0, agent={"nope": 1}, out=tmp_path / "b", progress=False)
-    with pytest.raises(InputError, match="unknown recipe"):
+    with pytest.raises(InputError, match="'recipe' must be one of"):
         select(digits, "rl-selector", 0.5, 0, recipe="huge", out=tmp_path / "c", progress=False)
     with pytest.raises(InputError, match="init-from"):
         select(digits, "rl-selector", 0.5, 0, init_from=str(tmp_path), out=tmp_path / "d", progress=False)
-    with pytest.raises(InputError, match="decision must be"):
+    with pytest.raises(InputError, match="'decision' must be one of"):
         select(digits, "rl-selector", 0.5, 0, decision="vote", out=tmp_path / "e", progress=False)
     assert not any((tmp_path / name).exists() for name in "abcde")
 

@@ -99,12 +99,27 @@ def methods(params: Annotated[bool, typer.Option("--params", help="Also list eac
 
 
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``-p KEY=VALUE`` pairs, each VALUE read as YAML (the method's declarations type it); a KEY that
+    is an argument of ``select()`` itself is refused with the option that sets it."""
+    import inspect
+
+    from .api import select as run_select
+
+    arguments = [name for name, arg in inspect.signature(run_select).parameters.items() if arg.kind is not arg.VAR_KEYWORD]
+    options = {"dataset": "--data", "progress": "--quiet", "proxy_config": "a bench grid's proxy: section"}  # the rest: --<name>
     params = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise InputError(f"--param expects KEY=VALUE, got {pair!r}")
-        params[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        key = key.strip().replace("-", "_")
+        if key in arguments:
+            option = options.get(key, f"--{key.replace('_', '-')}")
+            raise InputError(f"-p {pair}: {key!r} is not a method parameter but an option of select; use {option}")
+        try:
+            params[key] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise InputError(f"-p {pair}: the value is not valid YAML ({getattr(err, 'problem', err)}); e.g. -p \"agent={{learning_rate: 3e-4}}\"") from None
     return params
 
 
@@ -120,7 +135,7 @@ def select(
     class_balanced: Annotated[bool, typer.Option("--class-balanced", help="Keep each class in proportion to its size.")] = False,
     recipe: Annotated[Optional[str], typer.Option("--recipe", "--preset", help="Target-network recipe of methods that train one (rl-selector, cover-static): cpu, paper, ... (--preset is the old name)")] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="rl-selector: fine-tune from a finished run's directory to this ratio (transferable variant).")] = None,
-    param: Annotated[list[str], typer.Option("--param", "-p", help="Method parameter KEY=VALUE (repeatable; see 'rlselector methods --params').")] = [],
+    param: Annotated[list[str], typer.Option("--param", "-p", help="Method parameter KEY=VALUE, VALUE read as YAML and checked against the parameter's type (repeatable), e.g. -p epochs=5 -p \"agent={learning_rate: 3e-4}\"; see 'rlselector methods --params'.")] = [],
     limit: LimitOpt = None,
     data_root: DataRootOpt = None,
     cache_dir: Annotated[Path, typer.Option("--cache-dir", help="Where proxy runs are cached and reused across methods.")] = Path("runs/cache"),
@@ -282,7 +297,7 @@ def quickstart(
 
 @app.command()
 def bench(
-    preset: Annotated[Optional[str], typer.Option("--preset", help="Benchmark grid preset: cpu-quick, cpu-full, cpu-cross-arch, cpu-transfer, cpu-noise, paper-cifar10, paper-cifar100, paper-tiny-imagenet.")] = None,
+    grid: Annotated[Optional[str], typer.Option("--grid", "--preset", help="Built-in benchmark grid, e.g. cpu-quick, cpu-full, cpu-transfer, paper-cifar10 (an unknown name lists them all; --preset is the old name).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file describing a custom grid (methods, ratios, seeds, models, recipe).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Results directory; a finished cell is stored at once and skipped when the grid is run again.")] = Path("runs/bench"),
     data_root: DataRootOpt = None,
@@ -292,8 +307,7 @@ def bench(
     from .bench import load_bench_config, run_bench
 
     try:
-        grid = load_bench_config(preset=preset, path=config, data_root=data_root)
-        run_bench(grid, out, progress=not quiet)
+        run_bench(load_bench_config(grid=grid, path=config, data_root=data_root), out, progress=not quiet)
     except InputError as err:
         _fail(err)
     console.print(f"results in {out}; write the report with: rlselector report {out}")

@@ -88,11 +88,11 @@ def tsne_picture(
 ) -> Path:
     """Two panels on one seeded t-SNE map (sklearn) of a sample of the training set: every point
     coloured by class, then kept points coloured by class over pruned points in grey."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.manifold import TSNE
+
+    from .figures import pyplot
+
+    plt = pyplot()
 
     n = len(labels)
     index = np.sort(np.random.default_rng(seed).choice(n, size=min(samples, n), replace=False))

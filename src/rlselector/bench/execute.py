@@ -153,7 +153,7 @@ class GridRunner:
     def _noise_info(self, noise: float) -> dict[str, Any]:
         if not noise:
             return {"rate": 0.0, "seed": None, "flipped": 0}
-        return {"rate": noise, "seed": self.config.noise_seed, "flipped": int(len(self._dataset_and_flips(noise)[1]))}
+        return {"rate": noise, "seed": self.config.noise_seed, "flipped": len(self._dataset_and_flips(noise)[1])}
 
     @staticmethod
     def _data_info(dataset: Dataset) -> dict[str, Any]:

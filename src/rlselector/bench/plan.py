@@ -43,9 +43,9 @@ class Cell:
     method: str | None = None
     ratio: float | None = None
     model: EvalModel | None = None
-    source: "Cell | None" = None
+    source: Cell | None = None
     """The cell whose trained weights (transfer) or selection and features (analysis) this one reads."""
-    features_from: "Cell | None" = None
+    features_from: Cell | None = None
     key: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -61,7 +61,7 @@ def plan_cells(config: BenchConfig, data_fingerprint: str, transfer_fingerprint:
     c = config
     data_id = {"data": c.data.partition(":")[0], "fingerprint": data_fingerprint, "limit": c.limit,
                "test_limit": c.test_limit, "data_seed": c.data_seed}
-    recipe = lambda seed: asdict(replace(c.recipe, seed=seed))  # noqa: E731
+    recipe = lambda seed: asdict(replace(c.recipe, seed=seed))
     transfer_id = _transfer_id(c, transfer_fingerprint) if c.transfer is not None else None
     cells: list[Cell] = []
     by_selection: dict[tuple, Cell] = {}

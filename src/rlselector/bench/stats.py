@@ -26,6 +26,11 @@ BASELINE = "random"
 TEST_NAME = "Welch's two-sided t-test over seeds vs random (scipy.stats.ttest_ind, equal_var=False)"
 
 
+def percent(ratio: Any) -> str:
+    """A selection ratio as a column label: ``0.3`` → ``30 %``; None (every ratio) → ``all``."""
+    return "all" if ratio is None else f"{100 * ratio:g} %" if isinstance(ratio, (int, float)) else str(ratio)
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     values = np.asarray(values, dtype=np.float64)
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
@@ -84,43 +89,6 @@ class Table:
 
     def entry(self, row: Any, column: Any) -> Entry | None:
         return self.entries.get((row, column))
-
-    def text(self, row: Any, column: Any, *, bold: tuple[str, str] = ("**", "**")) -> str:
-        e = self.entry(row, column)
-        if e is None:
-            return "–"
-        text = self.fmt.format(e.mean) + (f" ± {self.fmt.format(e.std)}" if e.n > 1 else "")
-        if e.best:
-            text = f"{bold[0]}{text}{bold[1]}"
-        if e.significant:
-            text += " *"
-        return text
-
-    def markdown(self) -> str:
-        header = [self.row_name, *(self.column_label(c) for c in self.columns)]
-        lines = [f"#### {self.title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for row in [*self.references, *self.rows]:
-            lines.append("| " + " | ".join([self.row_label(row), *(self.text(row, c) for c in self.columns)]) + " |")
-        if self.note:
-            lines += ["", self.note]
-        return "\n".join(lines) + "\n"
-
-    def html(self) -> str:
-        from html import escape
-
-        head = "".join(f"<th>{escape(self.column_label(c))}</th>" for c in self.columns)
-        body = []
-        for row in [*self.references, *self.rows]:
-            cls = ' class="ref"' if row in self.references else ""
-            cells = []
-            for c in self.columns:
-                e = self.entry(row, c)
-                tip = f' title="n={e.n}; p vs {BASELINE} = {e.p:.3g}"' if e is not None and e.p is not None else ""
-                cells.append(f"<td{tip}>{self.text(row, c, bold=('<b>', '</b>'))}</td>")
-            body.append(f"<tr{cls}><th>{escape(self.row_label(row))}</th>{''.join(cells)}</tr>")
-        note = f'<p class="note">{escape(self.note)}</p>' if self.note else ""
-        return (f"<h4>{escape(self.title)}</h4><table><thead><tr><th>{escape(self.row_name)}</th>{head}</tr></thead>"
-                f"<tbody>{''.join(body)}</tbody></table>{note}")
 
     def csv_rows(self) -> Iterable[dict[str, Any]]:
         for row in [*self.references, *self.rows]:

@@ -4,6 +4,8 @@ A split yields ``(image, label, index)``; the training loop reads whole batches 
 :meth:`Split.batch`. Images stay uint8 ``(N, C, H, W)`` until a batch is drawn, so Fashion-MNIST
 costs 47 MB and CIFAR-10 150 MB of memory. Sources too large for memory hand in an object
 that loads images on demand (anything indexable by an index tensor that returns a uint8 tensor).
+Every training sample has an ID (:attr:`Dataset.sample_ids`) that names it in the user's own terms
+(a file path, an ID column, or its index) and follows it through every subset.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -31,6 +34,10 @@ class ImageStore(Protocol):
     def __getitem__(self, index: torch.Tensor) -> torch.Tensor: ...
 
     def __len__(self) -> int: ...
+
+    def content_id(self) -> str:
+        """A description of the content (paths, sizes) that changes whenever the pixels do."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,12 @@ class Dataset:
     parent_indices: np.ndarray | None = field(default=None, compare=False, repr=False)
     """For a subset (``--limit`` or a selection): the training indices in the parent dataset."""
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    source_ids: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """The training samples' IDs when they are not their index here; read them as :attr:`sample_ids`."""
+
+    def __post_init__(self) -> None:
+        if self.source_ids is not None and len(self.source_ids) != len(self.train):
+            raise ValueError(f"dataset {self.name!r}: {len(self.source_ids)} sample IDs for {len(self.train)} training samples")
 
     # --- shapes -------------------------------------------------------------------------
     @property
@@ -92,8 +105,16 @@ class Dataset:
         return int(self.train.images.shape[1])
 
     @property
+    def image_shape(self) -> tuple[int, int]:
+        """``(height, width)`` of every image."""
+        return int(self.train.images.shape[2]), int(self.train.images.shape[3])
+
+    @property
     def image_size(self) -> int:
-        return int(self.train.images.shape[2])
+        """The side of square images; for other shapes the shorter side, the one that bounds how far
+        a model can pool and how much a crop can shift. A consumer that needs square images checks
+        :attr:`image_shape`."""
+        return min(self.image_shape)
 
     def __len__(self) -> int:
         return len(self.train)
@@ -107,6 +128,14 @@ class Dataset:
     def file_slug(self) -> str:
         """The name reduced to characters safe in a file name (cache files carry it for readers)."""
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name).strip("_") or "data"
+
+    @property
+    def sample_ids(self) -> np.ndarray:
+        """One ID per training sample, in the order of the training split: the path relative to the
+        data's root (image folder, CSV, Tiny-ImageNet), the ID column (Hugging Face), else the
+        sample's index in the dataset as loaded. A subset keeps its samples' IDs, so
+        ``subset.sample_ids == parent.sample_ids[subset.parent_indices]``."""
+        return self.source_ids if self.source_ids is not None else np.arange(len(self), dtype=np.int64)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -134,6 +163,7 @@ class Dataset:
             name=self.name if tag == "" else f"{self.name}[{tag}]",
             train=self.train.take(indices),
             parent_indices=parent,
+            source_ids=self.sample_ids[indices],
         )
 
     def limit(self, n: int, *, seed: int) -> "Dataset":
@@ -192,6 +222,68 @@ def as_labels(values: Any, *, where: str, fix: str) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def _plain_label(value: Any) -> int | str | None:
+    """A label as a Python int or str; None for anything else (floats, booleans, several numbers)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    elif isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return str(value) if isinstance(value, str) else None
+
+
+def encode_labels(
+    splits: Sequence[tuple[Sequence[Any], Callable[[int], str]]], classes: Sequence[str] | None, *, fix: str
+) -> tuple[list[np.ndarray], tuple[str, ...]]:
+    """Class ids for each split's raw labels, and the class names.
+
+    ``splits`` pairs each split's labels (the training split first) with ``where(i)``, the place of
+    label ``i`` in the user's data. Labels are integers (class ids) or strings (class names), one
+    kind for all. The class names are ``classes`` when given; else the sorted names of the training
+    labels, or '0'..'K-1' for integer labels (K = the largest label + 1).
+    """
+    plain: list[list[int | str]] = []
+    first_of_kind: dict[type, str] = {}
+    for values, where in splits:
+        plain.append([])
+        for i, value in enumerate(values):
+            label = _plain_label(value)
+            if label is None:
+                raise InputError(f"{where(i)}: label {value!r} is neither an integer class id nor a class name. {fix}")
+            first_of_kind.setdefault(type(label), where(i))
+            plain[-1].append(label)
+    if len(first_of_kind) > 1:
+        raise InputError(
+            f"{first_of_kind[int]} has an integer label but {first_of_kind[str]} a class name; use one kind. {fix}"
+        )
+    given = classes is not None
+    if classes is not None:
+        classes = tuple(classes)
+        if not all(isinstance(name, str) for name in classes):
+            raise InputError(f"classes must be strings, got {list(classes)[:5]}. {fix}")
+        duplicated = [name for name, count in Counter(classes).items() if count > 1]
+        if duplicated:
+            raise InputError(f"class {duplicated[0]!r} is named twice; class names must be unique")
+    elif str in first_of_kind:
+        classes = tuple(sorted({str(label) for label in plain[0]}))
+    else:
+        classes = tuple(str(k) for k in range(max((int(label) for labels in plain for label in labels), default=-1) + 1))
+    class_ids = {name: k for k, name in enumerate(classes)}
+    encoded = []
+    for labels, (_, where) in zip(plain, splits):
+        for i, label in enumerate(labels):
+            if isinstance(label, str) and label not in class_ids:
+                reason = f"not one of the {len(classes)} classes given" if given else "no training sample has this class"
+                raise InputError(f"{where(i)}: class {label!r} is unknown ({reason}). {fix}")
+            if isinstance(label, int) and not 0 <= label < len(classes):
+                raise InputError(f"{where(i)}: label {label} must lie in [0, {len(classes)}). {fix}")
+        encoded.append(np.array([class_ids[x] if isinstance(x, str) else x for x in labels], dtype=np.int64))
+    return encoded, classes
+
+
 def validate_split(images: Any, labels: np.ndarray, num_classes: int, *, where: str, fix: str = "") -> None:
     """Refuse a split whose images and labels disagree, before any training starts.
 
@@ -205,11 +297,6 @@ def validate_split(images: Any, labels: np.ndarray, num_classes: int, *, where: 
         raise InputError(f"{where}: the split holds no samples.{hint}")
     if len(images.shape) != 4:
         raise InputError(f"{where}: images must be (N, C, H, W), got shape {tuple(images.shape)}.{hint}")
-    if images.shape[2] != images.shape[3]:
-        raise InputError(
-            f"{where}: images are {images.shape[2]}x{images.shape[3]}; models here take square images: "
-            f"resize them (for an image folder: folder:/path?size=N).{hint}"
-        )
     if labels.min() < 0 or labels.max() >= num_classes:
         bad = labels[(labels < 0) | (labels >= num_classes)][:5].tolist()
         raise InputError(
@@ -240,8 +327,13 @@ def make_dataset(
     test_where: str = "",
     hflip: bool = True,
     fix: str = "",
+    sample_ids: Sequence[str] | Sequence[int] | None = None,
 ) -> Dataset:
-    """Validate arrays read by a source and assemble them into a :class:`Dataset`."""
+    """Validate arrays read by a source and assemble them into a :class:`Dataset`.
+
+    ``sample_ids`` name the training samples, one unique ID each (see :attr:`Dataset.sample_ids`);
+    None: their index.
+    """
     train_labels = np.asarray(train_labels, dtype=np.int64)
     validate_split(train_images, train_labels, len(classes), where=train_where, fix=fix)
     check_every_class_present(train_labels, classes, where=train_where)
@@ -262,4 +354,5 @@ def make_dataset(
         classes=tuple(classes),
         source=source,
         hflip=hflip,
+        source_ids=None if sample_ids is None else np.asarray(sample_ids),
     )

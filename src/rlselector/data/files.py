@@ -21,6 +21,17 @@ def require_path(root: str | None, expected: str, *, directory: bool) -> Path:
     raise InputError(f"{path}: {problem}; expected {expected}")
 
 
+def path_and_size(spec: str | None, source: str, expected: str, *, directory: bool) -> tuple[Path, int | None]:
+    """Split a source's ``/path?size=N`` into the user's path and the square size to resize images to."""
+    path, separator, query = (spec or "").rpartition("?")
+    if not separator:
+        return require_path(spec, expected, directory=directory), None
+    key, _, value = query.partition("=")
+    if key != "size" or not value.isdigit() or int(value) < 1:
+        raise InputError(f"{source}:{spec}: unknown option {query!r}; the only option is ?size=N (a positive integer)")
+    return require_path(path, expected, directory=directory), int(value)
+
+
 def extracted_dir(root: str | None, folder_name: str, marker: str, expected: str) -> Path:
     """The extracted archive directory: ``root`` itself, or ``root/folder_name`` when root is its parent."""
     base = require_path(root, expected, directory=True)

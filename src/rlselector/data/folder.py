@@ -1,7 +1,8 @@
 """Image-folder sources: a ``train/<class>/`` tree (``folder:``) and the Tiny-ImageNet-200 layout.
 
-Both decode their images with :class:`.images.ImageReader`; anything in the tree that is not an
-image, or is not where the layout expects it, is refused by name rather than skipped.
+Both decode their images with :class:`.images.ImageReader`. A file that is not an image (a stray
+``notes.txt``) is skipped, with one warning that counts them; anything else that is not where the
+layout expects it is refused by name. A sample's ID is its path relative to the root.
 """
 
 from __future__ import annotations
@@ -14,56 +15,50 @@ import torch
 
 from ..errors import InputError
 from .base import Dataset, make_dataset
-from .files import extracted_dir, require_path, text_lines, visible_entries
-from .images import ImageReader, labelled_images, list_images
+from .files import extracted_dir, path_and_size, text_lines, visible_entries
+from .images import ImageReader, is_image_file, labelled_images, list_images, shared_channels, warn_skipped
 from .registry import register_source
 
 # --- image folder ------------------------------------------------------------------------------
 FOLDER_LAYOUT = "root/train/<class>/<images> and optionally root/test/<class>/<images>"
 
 
-def _parse_folder_spec(root: str | None) -> tuple[Path, int | None]:
-    """Split ``/path?size=N`` into the directory and the requested square size."""
-    path, separator, query = (root or "").rpartition("?")
-    if not separator:
-        return require_path(root, FOLDER_LAYOUT, directory=True), None
-    key, _, value = query.partition("=")
-    if key != "size" or not value.isdigit() or int(value) < 1:
-        raise InputError(f"folder:{root}: unknown option {query!r}; the only option is ?size=N (a positive integer)")
-    return require_path(path, FOLDER_LAYOUT, directory=True), int(value)
-
-
-def _class_folders(split_dir: Path, expected: str) -> list[Path]:
-    """The sub-folders of a split directory, one per class; a stray file among them is refused."""
+def _class_folders(split_dir: Path, expected: str) -> tuple[list[Path], list[Path]]:
+    """The sub-folders of a split directory, one per class, and the non-image files beside them (to
+    skip); an image file among them is refused."""
     if not split_dir.is_dir():
         raise InputError(f"{split_dir}: missing; expected {expected}")
-    folders = visible_entries(split_dir)
-    for entry in folders:
-        if not entry.is_dir():
+    folders, others = [], []
+    for entry in visible_entries(split_dir):
+        if entry.is_dir():
+            folders.append(entry)
+        elif is_image_file(entry):
             raise InputError(
-                f"{entry}: a file among the class folders of {split_dir}; move it into a class folder or remove it"
+                f"{entry}: an image among the class folders of {split_dir}; move it into a class folder or remove it"
             )
+        else:
+            others.append(entry)
     if not folders:
         raise InputError(f"{split_dir}: no class folders; expected {expected}")
-    return folders
+    return folders, others
 
 
 def _read_class_tree(
     split_dir: Path, class_ids: dict[str, int], reader: ImageReader
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Images, labels and whether every image is single-channel, for one split of the tree."""
-    folders = _class_folders(split_dir, FOLDER_LAYOUT)
+) -> tuple[tuple[np.ndarray, bool], np.ndarray, list[Path], list[Path]]:
+    """For one split of the tree: its images with whether all are single-channel, their labels and
+    paths, and the non-image files skipped."""
+    folders, others = _class_folders(split_dir, FOLDER_LAYOUT)
     for folder in folders:
         if folder.name not in class_ids:
             raise InputError(
                 f"{folder}: class {folder.name!r} has no training folder; the test classes must be a "
                 f"subset of the training classes. Add it to train/ or remove it"
             )
-    paths, labels = labelled_images(
+    paths, labels, skipped = labelled_images(
         [(folder, class_ids[folder.name]) for folder in folders], fix="Add images to this class folder or delete it."
     )
-    images, all_grey = reader.read(paths)
-    return images, labels, all_grey
+    return reader.read(paths), labels, paths, others + skipped
 
 
 @register_source(
@@ -78,39 +73,38 @@ def load_folder(root: str | None = None) -> Dataset:
     subset of them. Images (.png, .jpg, .jpeg, .bmp, .gif, .webp; GIFs give their first frame) are
     decoded to RGB, or to one channel when every image is greyscale; alpha is dropped and palette
     images count as colour. All images must share one size, unless ``?size=N`` resizes every image to
-    NxN (bilinear). Only ``train/`` and ``test/`` are read. Hidden entries (names starting with '.')
-    are ignored; anything else that is not an image, an image that does not decode, or an empty class
-    folder is refused.
+    NxN (bilinear); images need not be square. Only ``train/`` and ``test/`` are read. Hidden entries
+    (names starting with '.') are ignored and other files that are not images skipped, with one warning;
+    an image that does not decode, a sub-folder inside a class folder, or an empty class folder is refused.
+    Sample IDs are the training paths relative to the root (``train/cat/0.png``).
     """
-    directory, resize_to = _parse_folder_spec(root)
+    directory, resize_to = path_and_size(root, "folder", FOLDER_LAYOUT, directory=True)
     train_dir = directory / "train"
-    classes = tuple(folder.name for folder in _class_folders(train_dir, FOLDER_LAYOUT))
+    classes = tuple(folder.name for folder in _class_folders(train_dir, FOLDER_LAYOUT)[0])
     class_ids = {name: k for k, name in enumerate(classes)}
     reader = ImageReader(
         size_fix=f"Resize them, or pass folder:{directory}?size=N to resize every image to NxN.",
         resize_to=resize_to,
     )
-    train_images, train_labels, train_grey = _read_class_tree(train_dir, class_ids, reader)
+    train, train_labels, train_paths, skipped = _read_class_tree(train_dir, class_ids, reader)
     test_dir = directory / "test"
-    test_images = test_labels = None
-    test_grey = True
+    test = test_labels = None
     if test_dir.is_dir():
-        test_images, test_labels, test_grey = _read_class_tree(test_dir, class_ids, reader)
-    channels = 1 if train_grey and test_grey else 3
-
-    def as_tensor(images: np.ndarray | None) -> torch.Tensor | None:
-        return None if images is None else torch.from_numpy(np.ascontiguousarray(images[:, :channels]))
-
+        test, test_labels, _, test_skipped = _read_class_tree(test_dir, class_ids, reader)
+        skipped += test_skipped
+    warn_skipped(skipped, directory)
+    train_images, test_images = shared_channels(train, test)
     return make_dataset(
         f"folder:{directory.resolve().name}",
-        as_tensor(train_images),
+        train_images,
         train_labels,
-        as_tensor(test_images),
+        test_images,
         test_labels,
         classes,
         source=str(directory),
         train_where=str(train_dir),
         test_where=str(test_dir),
+        sample_ids=[path.relative_to(directory).as_posix() for path in train_paths],
     )
 
 
@@ -137,8 +131,9 @@ def _tiny_class_names(words_path: Path, wnids: list[str], fix: str) -> tuple[str
     return tuple(name if counts[name] == 1 else f"{name} ({wnid})" for name, wnid in zip(names, wnids))
 
 
-def _tiny_val_split(val_dir: Path, class_ids: dict[str, int], fix: str) -> tuple[list[Path], np.ndarray]:
-    """Validation image paths and labels from val_annotations.txt, which must cover val/images exactly."""
+def _tiny_val_split(val_dir: Path, class_ids: dict[str, int], fix: str) -> tuple[list[Path], np.ndarray, list[Path]]:
+    """Validation image paths and labels from val_annotations.txt, which must cover val/images' images
+    exactly, and the non-image files of val/images."""
     annotations = val_dir / "val_annotations.txt"
     images_dir = val_dir / "images"
     labelled: dict[str, int] = {}
@@ -155,14 +150,15 @@ def _tiny_val_split(val_dir: Path, class_ids: dict[str, int], fix: str) -> tuple
         labelled[filename] = class_ids[wnid]
     if not labelled:
         raise InputError(f"{annotations}: lists no images. {fix}")
-    present = {path.name: path for path in list_images(images_dir, fix)}
+    images, others = list_images(images_dir, fix)
+    present = {path.name: path for path in images}
     for filename in labelled:
         if filename not in present:
             raise InputError(f"{images_dir / filename}: listed in {annotations} but missing. {fix}")
     for filename, path in present.items():
         if filename not in labelled:
             raise InputError(f"{path}: not listed in {annotations}, so it has no label; add it there or remove it")
-    return [images_dir / filename for filename in labelled], np.fromiter(labelled.values(), dtype=np.int64)
+    return [images_dir / filename for filename in labelled], np.fromiter(labelled.values(), dtype=np.int64), others
 
 
 @register_source(
@@ -174,7 +170,9 @@ def load_tiny_imagenet(root: str | None = None) -> Dataset:
     """Tiny-ImageNet-200 from ``tiny-imagenet-200/`` or its parent; ``val/`` is the test split.
 
     Classes follow wnids.txt; their names are the first synonym in words.txt when it exists. The
-    unlabelled ``test/`` folder is not read. Greyscale JPEGs in the set are decoded to RGB.
+    unlabelled ``test/`` folder is not read. Greyscale JPEGs in the set are decoded to RGB. Files that
+    are not images are skipped with one warning. Sample IDs are the training paths relative to
+    ``tiny-imagenet-200/`` (``train/<wnid>/images/<file>``).
     """
     directory = extracted_dir(root, "tiny-imagenet-200", "wnids.txt", TINY_IMAGENET_LAYOUT)
     fix = f"Re-extract tiny-imagenet-200.zip into {directory.parent}."
@@ -184,13 +182,15 @@ def load_tiny_imagenet(root: str | None = None) -> Dataset:
         raise InputError(f"{directory / 'wnids.txt'}: {duplicated[0]} is listed twice. {fix}")
     class_ids = {wnid: k for k, wnid in enumerate(wnids)}
     train_dir = directory / "train"
-    for folder in _class_folders(train_dir, TINY_IMAGENET_LAYOUT):
+    folders, others = _class_folders(train_dir, TINY_IMAGENET_LAYOUT)
+    for folder in folders:
         if folder.name not in class_ids:
             raise InputError(f"{folder}: {folder.name!r} is not in wnids.txt; add it there or remove the folder")
-    train_paths, train_labels = labelled_images(
+    train_paths, train_labels, train_skipped = labelled_images(
         [(train_dir / wnid / "images", label) for wnid, label in class_ids.items()], fix
     )
-    test_paths, test_labels = _tiny_val_split(directory / "val", class_ids, fix)
+    test_paths, test_labels, test_skipped = _tiny_val_split(directory / "val", class_ids, fix)
+    warn_skipped(others + train_skipped + test_skipped, directory)
     reader = ImageReader(size_fix=fix, reference=("every Tiny-ImageNet image", (64, 64)))
     train_images, _ = reader.read(train_paths)
     test_images, _ = reader.read(test_paths)
@@ -205,4 +205,5 @@ def load_tiny_imagenet(root: str | None = None) -> Dataset:
         train_where=str(train_dir),
         test_where=str(directory / "val" / "val_annotations.txt"),
         fix=fix,
+        sample_ids=[path.relative_to(directory).as_posix() for path in train_paths],
     )

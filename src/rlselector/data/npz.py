@@ -15,6 +15,7 @@ import torch
 from ..errors import InputError
 from .base import Dataset, as_labels, make_dataset
 from .files import require_path
+from .images import uint8_pixels
 from .registry import register_source
 
 NPZ_FIELDS = ("x", "y", "x_test", "y_test", "classes")
@@ -54,20 +55,7 @@ def _npz_images(array: np.ndarray, where: str) -> torch.Tensor:
             f"{where}: images of shape {array.shape} are neither (N, H, W), (N, H, W, C) nor (N, C, H, W) "
             f"with C = 1 or 3. {NPZ_FIX}"
         )
-    low, high = (array.min(), array.max()) if array.size else (0, 0)
-    if array.dtype.kind == "f":
-        if not (np.isfinite(array).all() and 0.0 <= low and high <= 1.0):
-            raise InputError(
-                f"{where}: float pixels must lie in [0, 1], found [{low}, {high}]; divide 0-255 values by "
-                f"255 or save them as uint8"
-            )
-        array = np.rint(array * 255.0)
-    elif array.dtype.kind not in "iu" or low < 0 or high > 255:
-        raise InputError(
-            f"{where}: pixels must be uint8, integers in [0, 255] or floats in [0, 1], "
-            f"got {array.dtype} in [{low}, {high}]. {NPZ_FIX}"
-        )
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.uint8))
+    return torch.from_numpy(uint8_pixels(array, where, NPZ_FIX))
 
 
 def _npz_classes(values: np.ndarray, where: str) -> tuple[str, ...]:

@@ -44,10 +44,9 @@ from ..recipes import RECIPES
 from ..selection.format import MANIFEST
 from ..selection.policies import apply_policy, band_decision, lift_kept, policy_sample
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
-from ..progress import step_progress
 from ..selection.target import TARGET_DIR, check_cover_inputs, target_recipe, train_target
-from ..train import BatchContext, TrainHook
-from ..train.loop import CHECKPOINT, DistributedContext, epoch_batches
+from ..train import BatchContext, TrainHook, replay_features
+from ..train.loop import CHECKPOINT
 
 VARIANTS = {
     "default": AgentConfig,
@@ -353,8 +352,6 @@ class RLSelector(SelectionMethod):
 
     def _run_on_features(self, ctx: SelectionContext, hook: SelectorHook, epochs: int, batch_size: int) -> None:
         """The same hooks replayed over fixed features: the bank is full from the start, so the agent acts at once."""
-        from ..train import replay_features
-
         features = torch.from_numpy(ctx.features)
         hook.agent = SelectorAgent(features.shape[1], ctx.ratio, hook.agent_config, seed=ctx.seed, total_steps=hook.total_steps)
         hook.bank = features.clone()

@@ -47,7 +47,7 @@ class Rule:
 
 
 class _Mismatch(Exception):
-    """A value that does not fit its declaration (turned into an InputError by :func:`checked`)."""
+    """A value that does not fit its declaration (turned into an InputError by :func:`_checked`)."""
 
 
 def param(
@@ -77,10 +77,10 @@ def param(
 def build_params(params_cls: type, values: Mapping[str, Any], owner: str) -> Any:
     """``params_cls`` (a ``Params`` dataclass) from untyped ``values``, each coerced and checked
     against its declaration; ``owner`` (the method's name) starts every error."""
-    return params_cls(**checked_record(values, params_cls, owner, ()))
+    return params_cls(**_checked_record(values, params_cls, owner, ()))
 
 
-def checked_record(values: Mapping[str, Any], record_cls: type, owner: str, path: tuple[str, ...]) -> dict[str, Any]:
+def _checked_record(values: Mapping[str, Any], record_cls: type, owner: str, path: tuple[str, ...]) -> dict[str, Any]:
     """The fields of the dataclass ``record_cls`` named in the mapping ``values``, each checked;
     ``path`` leads from the method's parameters to this record (empty at the top)."""
     declared = {f.name: f for f in dataclasses.fields(record_cls)}
@@ -92,40 +92,40 @@ def checked_record(values: Mapping[str, Any], record_cls: type, owner: str, path
         kind = "parameter(s)" if not path else f"{record_cls.__name__} field(s)"
         raise InputError(f"{where} has no {kind} {unknown}{hint}; known: {', '.join(declared) or '(none)'}")
     hints = _hints(record_cls)
-    return {name: checked(value, hints[name], declared[name], owner, (*path, name)) for name, value in values.items()}
+    return {name: _checked(value, hints[name], declared[name], owner, (*path, name)) for name, value in values.items()}
 
 
-def checked(value: Any, hint: Any, declared: dataclasses.Field, owner: str, path: tuple[str, ...]) -> Any:
+def _checked(value: Any, hint: Any, declared: dataclasses.Field, owner: str, path: tuple[str, ...]) -> Any:
     """``value`` as the field ``declared`` (annotated ``hint``) wants it, or an InputError."""
     rule = declared.metadata.get("rule", Rule())
     if rule.fields is not None and isinstance(value, Mapping):
-        return checked_record(value, rule.fields, owner, path)
+        return _checked_record(value, rule.fields, owner, path)
     try:
         return _convert(value, hint, rule)
     except _Mismatch:
         example = rule.example if rule.example is not None else _example(hint, rule, _default(declared))
         raise InputError(
-            f"{owner}: parameter {_label(path)} must be {describe(hint, rule)}, got {value!r}; e.g. {_cli(path, example)}"
+            f"{owner}: parameter {_label(path)} must be {_describe(hint, rule)}, got {value!r}; e.g. {_cli(path, example)}"
         ) from None
 
 
-def describe(hint: Any, rule: Rule, plural: bool = False) -> str:
+def _describe(hint: Any, rule: Rule, plural: bool = False) -> str:
     """What a value of type ``hint`` under ``rule`` must be, in words ("an integer ≥ 1 (or none)")."""
     origin, args = get_origin(hint), get_args(hint)
     if origin in (Union, types.UnionType):
-        text = " or ".join(describe(arm, rule, plural) for arm in args if arm is not NoneType)
+        text = " or ".join(_describe(arm, rule, plural) for arm in args if arm is not NoneType)
         return f"{text} (or none)" if NoneType in args else text
     if origin is Literal or (rule.choices is not None and origin not in (list, tuple)):
         return "one of " + ", ".join(map(repr, args if origin is Literal else rule.choices))
     if origin in (list, tuple) or hint in (list, tuple):
         if origin is tuple and args and args[-1] is not Ellipsis:
-            return f"a list of {len(args)} {describe(args[0], rule, plural=True)}"
-        return f"a list of {describe(args[0], rule, plural=True)}" if args else "a list"
+            return f"a list of {len(args)} {_describe(args[0], rule, plural=True)}"
+        return f"a list of {_describe(args[0], rule, plural=True)}" if args else "a list"
     if origin is dict or hint is dict:
         return f"a mapping of {rule.fields.__name__} fields" if rule.fields else "a mapping"
     nouns = {int: ("an integer", "integers"), float: ("a number", "numbers"), bool: ("true or false", "true/false values"),
              str: ("a string", "strings")}
-    noun = nouns.get(hint, (f"a {getattr(hint, '__name__', hint)}", f"{getattr(hint, '__name__', hint)} values"))[plural]
+    noun = nouns[hint][plural] if hint in nouns else f"a {getattr(hint, '__name__', hint)}"
     return noun + _bounds(rule)
 
 

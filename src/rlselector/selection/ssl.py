@@ -23,8 +23,6 @@ embeddings are stored per (dataset fingerprint, recipe, seed) and reused.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -38,8 +36,8 @@ from torch import nn
 from ..data.base import Dataset
 from ..data.transforms import BatchTransform, normalize, random_crop, random_hflip, to_float
 from ..errors import InputError
-from ..io import atomic_save_npz
 from ..train import Objective, TrainConfig, forward_split, train
+from .cache import ArtifactCache
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +82,6 @@ class SSLConfig:
                 raise InputError(f"self-supervised encoder: {name} must be positive, got {getattr(self, name)!r}")
         if not self.noise_std >= 0:
             raise InputError(f"self-supervised encoder: noise_std must be >= 0, got {self.noise_std!r}")
-
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float, *, reduction: str = "mean") -> torch.Tensor:
@@ -185,18 +180,16 @@ def ssl_embeddings(
     the training time, the stored one when ``cached``. With ``workdir`` the training checkpoints in
     its ``ssl`` folder and ``resume`` continues an interrupted one."""
     config.validate()
-    path = None
-    if cache_dir is not None:
-        digest = dataset.fingerprint.split(":")[-1][:16]
-        path = Path(cache_dir) / "ssl" / f"{digest}-{config.key()}-seed{seed}.npz"
-        if path.exists():
-            stored = np.load(path)
-            return stored["features"], float(stored["seconds"]), True
+    cache = ArtifactCache(Path(cache_dir)) if cache_dir is not None else None
+    entry = cache.path("ssl-embeddings", dataset, f"seed{seed}", [dataset.fingerprint, asdict(config), seed]) if cache else None
+    stored = cache.load(entry) if cache else None
+    if stored is not None:
+        return stored["features"], float(stored["seconds"]), True
     started = time.perf_counter()
     out_dir = Path(workdir) / SSL_DIR if workdir is not None else None
     encoder = train_encoder(dataset, config, seed=seed, progress=progress, out_dir=out_dir, resume=resume)
     features = embed(encoder, dataset)
     seconds = time.perf_counter() - started
-    if path is not None:
-        atomic_save_npz(path, features=features, seconds=np.float64(seconds))
+    if cache:
+        cache.store(entry, features=features, seconds=np.float64(seconds))
     return features, seconds, False

@@ -27,7 +27,11 @@ def target_recipe(recipe: str, epochs: int | None, seed: int) -> tuple[Recipe, T
     chosen = get_recipe(recipe)
     if epochs is not None and epochs < 1:
         raise InputError(f"epochs must be at least 1, got {epochs}")
-    recipe = replace(chosen.train, seed=seed, epochs=epochs if epochs is not None else chosen.train.epochs)
+    recipe = replace(chosen.train, seed=seed)
+    if epochs is not None and epochs != recipe.epochs:
+        # a multi-step schedule keeps its decays at the same share of training (30/90 of 60 epochs: 20)
+        scaled = sorted({round(m * epochs / recipe.epochs) for m in recipe.milestones} & set(range(1, epochs)))
+        recipe = replace(recipe, epochs=epochs, milestones=tuple(scaled))
     return chosen, recipe
 
 
