@@ -190,6 +190,9 @@ def test_report_of_a_run(tiny_results):
                      "Method diagnostics", "work/curves.png", "epoch 1 ratio 0.31 reward -0.2"):
         assert expected in page
     assert len(list(csv.DictReader(paths["cells_csv"].open()))) == 25
+    tables = [r["table"] for r in csv.DictReader(paths["summary_csv"].open())]
+    for title in ("Dunn index of the selected set", "Dunn index change vs the full set at equal size (%)"):  # both tables hold entries
+        assert any(t.endswith(f": {title}") for t in tables), title
     per_class = list(csv.DictReader(paths["per_class_csv"].open()))
     assert len(per_class) == 8 * 10  # 8 selections x 10 digit classes
     assert all(int(r["kept"]) <= int(r["total"]) for r in per_class)

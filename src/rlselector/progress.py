@@ -6,9 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
 from rich.progress import (
     BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
 )
+
+
+CONSOLE = Console(stderr=True)
+"""The one console of logs and progress bars (standard error; results go to standard output): with
+one console, rich prints log lines above a live bar instead of redrawing it."""
 
 
 def make_progress(unit: str = "", *extra: ProgressColumn | str, enabled: bool = True, style: str = "bold") -> Progress:
@@ -22,7 +28,7 @@ def make_progress(unit: str = "", *extra: ProgressColumn | str, enabled: bool = 
         columns.append(TextColumn(unit))
     columns += [TextColumn(column) if isinstance(column, str) else column for column in extra]
     columns += [TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
-    return Progress(*columns, disable=not enabled, transient=False)
+    return Progress(*columns, console=CONSOLE, disable=not enabled, transient=False)
 
 
 @contextmanager

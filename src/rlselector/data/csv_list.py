@@ -108,13 +108,15 @@ def load_csv(root: str | None = None) -> Dataset:
     reader = ImageReader(
         size_fix=f"Resize them, or pass csv:{csv_path}?size=N to resize every image to NxN.", resize_to=resize_to
     )
-    train, test = (reader.read([row.file for row in split], [row.field("path") for row in split]) for split in splits)
+    stacks = [reader.read([row.file for row in split], [row.field("path") for row in split]) for split in splits]
+    has_test = len(splits) > 1
+    train_images, test_images = shared_channels(stacks[0], stacks[1] if has_test else None)
     return make_dataset(
         f"csv:{csv_path.name}",
         train_images,
         labels[0],
         test_images,
-        labels[1] if len(labels) > 1 else None,
+        labels[1] if has_test else None,
         classes,
         source=str(csv_path),
         train_where=f"{csv_path} (training lines)",

@@ -69,12 +69,20 @@ def _read(split: Any, what: str, image_column: str, reader: ImageReader, progres
 
 
 def _ids(split: Any, id_column: str) -> list[int] | list[str]:
+    """The values of the ID column, which must be unique integers or unique strings."""
     ids = list(split.with_format(None)[id_column])
-    if not ({type(value) for value in ids} <= {int} or {type(value) for value in ids} <= {str}):
+    fix = "Pick another id_column, or leave it out to use the row numbers"
+    kinds = {type(value) for value in ids}
+    if not (kinds <= {int} or kinds <= {str}):
         raise InputError(
             f"from_hf: ds column {id_column!r} holds {split.features[id_column]}; sample IDs must be all "
-            f"integers or all strings. Pick another id_column, or leave it out to use the row numbers"
+            f"integers or all strings. {fix}"
         )
+    first: dict[Any, int] = {}
+    for row, value in enumerate(ids):
+        if value in first:
+            raise InputError(f"from_hf: ds row {row}, column {id_column!r}: ID {value!r} is row {first[value]}'s too; IDs must be unique. {fix}")
+        first[value] = row
     return ids
 
 
@@ -120,8 +128,8 @@ def from_hf(
         fix=HF_FIX,
     )
     reader = ImageReader(size_fix="Resize them to one size (ds.map with PIL's Image.resize).")
-    stacks = [_read(split, what, image_column, reader, progress) for split, what in splits]
-    train_images, test_images = shared_channels(*stacks) + [None] * (2 - len(stacks))
+    train = _read(ds, "ds", image_column, reader, progress)
+    train_images, test_images = shared_channels(train, _read(test, "test", image_column, reader, progress) if test is not None else None)
     title = ds.info.dataset_name or "dataset"
     return make_dataset(
         name or f"hf:{title}",

@@ -44,7 +44,7 @@ class CoverStatic(SelectionMethod):
         p = self.params
         if p.random_uncovered and not p.set_aware:
             raise InputError("cover-static: random_uncovered orders the set-aware pruning; add set_aware=true")
-        check_cover_inputs(self.name, ctx.dataset, p.recipe, p.epochs, ctx.seed, p.epsilon_rule, p.epsilon_quantile)
+        check_cover_inputs(self.name, ctx.dataset)
 
     def features(self, ctx: SelectionContext) -> np.ndarray:
         """The target's final features: given, cached in ``ctx.cache_dir`` (they do not depend on the

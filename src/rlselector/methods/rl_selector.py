@@ -237,7 +237,7 @@ class RLSelector(SelectionMethod):
         self.agent_config()
         if p.random_uncovered and p.decision != "set-aware":
             raise InputError(f"rl-selector: random_uncovered orders the set-aware decision; add decision=set-aware (got {p.decision!r})")
-        check_cover_inputs(self.name, ctx.dataset, p.recipe, p.epochs, ctx.seed, p.epsilon_rule, p.epsilon_quantile)
+        check_cover_inputs(self.name, ctx.dataset)
         if p.init_from is not None:
             self._checked_init(ctx)
 

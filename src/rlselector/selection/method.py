@@ -171,8 +171,6 @@ class SelectionContext:
         ``logits`` / ``features`` list the epochs a method reads (None = its default, resolved by the
         method); with user dynamics the record is checked, else the proxy config's recorded epochs.
         """
-        if seeds < 1:
-            raise InputError(f"method {method!r}: seeds must be at least 1, got {seeds}")
         user = self.dynamics
         if user is not None:
             if not isinstance(user, ProxyRecord):

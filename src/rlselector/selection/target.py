@@ -12,7 +12,6 @@ from typing import Sequence
 
 from torch import nn
 
-from ..cover import EPSILON_RULES
 from ..data.base import Dataset
 from ..errors import InputError
 from ..recipes import Recipe, get_recipe
@@ -25,8 +24,6 @@ TARGET_DIR = "target"
 def target_recipe(recipe: str, epochs: int | None, seed: int) -> tuple[Recipe, TrainConfig]:
     """The named recipe and its training configuration, with ``epochs`` overridden when given and the run's seed."""
     chosen = get_recipe(recipe)
-    if epochs is not None and epochs < 1:
-        raise InputError(f"epochs must be at least 1, got {epochs}")
     recipe = replace(chosen.train, seed=seed)
     if epochs is not None and epochs != recipe.epochs:
         # a multi-step schedule keeps its decays at the same share of training (30/90 of 60 epochs: 20)
@@ -35,14 +32,9 @@ def target_recipe(recipe: str, epochs: int | None, seed: int) -> tuple[Recipe, T
     return chosen, recipe
 
 
-def check_cover_inputs(method: str, dataset: Dataset, recipe: str, epochs: int | None, seed: int,
-                       epsilon_rule: str, epsilon_quantile: float) -> None:
-    """What every cover-based method refuses before any work: its recipe, its ε rule, tiny classes."""
-    target_recipe(recipe, epochs, seed)
-    if epsilon_rule not in EPSILON_RULES:
-        raise InputError(f"{method}: epsilon_rule must be one of {', '.join(EPSILON_RULES)}, got {epsilon_rule!r}")
-    if not 0 < epsilon_quantile < 1:
-        raise InputError(f"{method}: epsilon_quantile must lie in (0, 1), got {epsilon_quantile}")
+def check_cover_inputs(method: str, dataset: Dataset) -> None:
+    """What every cover-based method refuses before any work beyond its declared parameters: classes
+    too small for a cover."""
     small = [dataset.classes[k] for k, count in enumerate(dataset.class_counts) if count < 2]
     if small:
         raise InputError(f"{method}: class(es) {small} have fewer than 2 training samples; ε-sample cover needs at least 2 per class")

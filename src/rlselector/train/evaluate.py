@@ -8,23 +8,28 @@ from torch import nn
 
 from ..data.base import Split
 from ..data.transforms import BatchTransform
+from ..progress import step_progress
 
 
 @torch.no_grad()
 def forward_split(
-    model: nn.Module, split: Split, transform: BatchTransform, *, batch_size: int = 1024, want_features: bool = True
+    model: nn.Module, split: Split, transform: BatchTransform, *, batch_size: int = 1024, want_features: bool = True,
+    progress: str | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    """Features ``(N, d)`` (or None) and logits ``(N, classes)`` of every sample, in order, eval mode."""
+    """Features ``(N, d)`` (or None) and logits ``(N, classes)`` of every sample, in order, eval mode.
+    ``progress``: the description of a progress bar over the pass (None: no bar)."""
     was_training = model.training
     model.eval()
     features, logits = [], []
-    for start in range(0, len(split), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(split)))
-        images, _ = split.batch(index)
-        feats = model.features(transform(images))
-        if want_features:
-            features.append(feats.float().numpy())
-        logits.append(model.classifier(feats).float().numpy())
+    with step_progress(progress or "", len(split), enabled=progress is not None) as advance:
+        for start in range(0, len(split), batch_size):
+            index = torch.arange(start, min(start + batch_size, len(split)))
+            images, _ = split.batch(index)
+            feats = model.features(transform(images))
+            if want_features:
+                features.append(feats.float().numpy())
+            logits.append(model.classifier(feats).float().numpy())
+            advance(len(index))
     model.train(was_training)
     return (np.concatenate(features) if want_features else None), np.concatenate(logits)
 
@@ -35,8 +40,9 @@ def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
     return float((top == labels[:, None]).any(axis=1).mean())
 
 
-def evaluate(model: nn.Module, split: Split, transform: BatchTransform, *, batch_size: int = 1024) -> dict[str, float]:
-    """Top-1 and top-5 accuracy in percent on ``split``."""
-    _, logits = forward_split(model, split, transform, batch_size=batch_size, want_features=False)
+def evaluate(model: nn.Module, split: Split, transform: BatchTransform, *, batch_size: int = 1024,
+             progress: str | None = None) -> dict[str, float]:
+    """Top-1 and top-5 accuracy in percent on ``split`` (``progress``: a bar's description, or None)."""
+    _, logits = forward_split(model, split, transform, batch_size=batch_size, want_features=False, progress=progress)
     labels = split.label_array
     return {"top1": 100.0 * topk_accuracy(logits, labels, 1), "top5": 100.0 * topk_accuracy(logits, labels, 5)}

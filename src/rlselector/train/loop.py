@@ -391,7 +391,8 @@ def train(
     )
     accuracy = {"top1": None, "top5": None}
     if evaluate_test and dataset.test is not None:
-        accuracy = evaluate(model, dataset.test, BatchTransform.for_dataset(dataset, augment=False), batch_size=config.eval_batch_size)
+        accuracy = evaluate(model, dataset.test, BatchTransform.for_dataset(dataset, augment=False), batch_size=config.eval_batch_size,
+                            progress="test evaluation" if progress and dist_ctx.is_main else None)
     result = TrainResult(
         top1=accuracy["top1"],
         top5=accuracy["top5"],
