@@ -34,7 +34,7 @@ class TestRLSelectorOnFeatures(MethodContract):
         m = selection.manifest
         assert isinstance(m["band_enforced"], bool)
         assert 0.0 <= m["natural_ratio"] <= 1.0
-        assert m["target"]["fixed_features"] is True
+        assert m["target"] is None and m["features"] == "user"  # no network trained on --features
         assert len(m["diagnostics"]) == 3
 
 

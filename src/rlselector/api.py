@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .version import __version__
 from . import methods  # noqa: F401  (each module registers itself on import)
@@ -188,6 +189,8 @@ def _finalise(instance, ctx: SelectionContext, result: MethodResult, total_secon
         "score_direction": SCORE_DIRECTION,
         "timings": ctx.cost.timings(total_seconds),
         "package_version": __version__,
+        # a selection is reproducible for the same seed on the same machine at the same thread count
+        "reproducibility": {"torch_version": torch.__version__, "threads": torch.get_num_threads(), "numpy_version": np.__version__},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     clash = sorted(set(result.info) & set(manifest))

@@ -13,15 +13,21 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from .bench.grids import GRIDS
 from .errors import InputError
+from .progress import CONSOLE
+from .recipes import RECIPES
+from .version import __version__
 
 app = typer.Typer(
     help="rlselector: shrink a training set to the samples that matter (RL-Selector and baselines).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: flags read as flags (rich help shows them as '<bool>')
 )
 console = Console()
+"""Results go to standard output; logs and progress bars share :data:`rlselector.progress.CONSOLE`."""
 
 DataOpt = Annotated[str, typer.Option("--data", help="Dataset: fashion-mnist, mnist, digits, or user data cifar10:/path, cifar100:/path, folder:/path, tiny-imagenet:/path, npz:/file.npz.")]
 DataRootOpt = Annotated[Optional[str], typer.Option("--data-root", help="Directory of a built-in source's files, instead of its default location.")]
@@ -29,26 +35,43 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of everything random 
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="Use a seeded, class-stratified subset of N training samples (quick runs).")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out from its last checkpoint.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads torch may use. Default: the cores not busy at start (one per core minus the 1-minute load average, at least 1): on a shared machine more threads than free cores make torch crawl.")]
+RECIPE_HELP = "Named training recipe: " + "; ".join(f"{r.name} ({r.summary})" for r in RECIPES.values())
+
+
+def _set_threads(threads: int | None) -> int:
+    """Fix torch's thread count for this run (torch sizes its pool once) and return it."""
+    import os
+
+    import torch
+
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) - round(os.getloadavg()[0]))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"rlselector {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
 def _setup(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads torch may use (default: torch's choice, one per core).")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(max(1, threads))
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
-        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+        handlers=[RichHandler(console=CONSOLE, show_path=False)],
+        force=True,
     )
 
 
 def _fail(err: Exception) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {err}")
+    CONSOLE.print(f"[bold red]error:[/] {err}")
     raise typer.Exit(2)
 
 
@@ -133,7 +156,7 @@ def select(
     features: Annotated[Optional[Path], typer.Option("--features", help="Your own per-sample features (.npy, N x d float) instead of a proxy model's.")] = None,
     dynamics: Annotated[Optional[Path], typer.Option("--dynamics", help="Your own training dynamics (.npz: loss E x N, correct E x N) instead of a proxy run.")] = None,
     class_balanced: Annotated[bool, typer.Option("--class-balanced", help="Keep each class in proportion to its size.")] = False,
-    recipe: Annotated[Optional[str], typer.Option("--recipe", "--preset", help="Target-network recipe of methods that train one (rl-selector, cover-static): cpu, paper, ... (--preset is the old name)")] = None,
+    recipe: Annotated[Optional[str], typer.Option("--recipe", "--preset", help="Target-network recipe of methods that train one (rl-selector, cover-static); --preset is the old name. " + RECIPE_HELP)] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="rl-selector: fine-tune from a finished run's directory to this ratio (transferable variant).")] = None,
     param: Annotated[list[str], typer.Option("--param", "-p", help="Method parameter KEY=VALUE, VALUE read as YAML and checked against the parameter's type (repeatable), e.g. -p epochs=5 -p \"agent={learning_rate: 3e-4}\"; see 'rlselector methods --params'.")] = [],
     limit: LimitOpt = None,
@@ -141,12 +164,17 @@ def select(
     cache_dir: Annotated[Path, typer.Option("--cache-dir", help="Where proxy runs are cached and reused across methods.")] = Path("runs/cache"),
     resume: ResumeOpt = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a selection already in --out.")] = False,
+    threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Select a subset of the training set and write it in the selection format."""
+    import time
+
     from .api import select as run_select
     from .selection.dynamics import load_dynamics
 
+    _set_threads(threads)
+    started = time.perf_counter()
     try:
         params = _parse_params(param)
         if recipe is not None:
@@ -165,9 +193,10 @@ def select(
     except InputError as err:
         _fail(err)
     m = selection.manifest
+    proxy = m["timings"]["proxy_s"]
     console.print(
         f"[bold]{m['method']}[/] kept {m['n_kept']:,} of {m['n']:,} ({100 * m['ratio_achieved']:.2f} %) "
-        f"in {m['timings']['selection_s']:.1f} s → {out}"
+        f"in {time.perf_counter() - started:.1f} s" + (f" (proxy training {proxy:.1f} s of it)" if proxy else "") + f" → {out}"
     )
     for warning in m.get("warnings", []):
         console.print(f"[yellow]warning:[/] {warning}")
@@ -198,6 +227,7 @@ def train(
     data_root: DataRootOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoint.pt every epoch, log.jsonl, result.json.")] = Path("runs/train"),
     resume: ResumeOpt = False,
+    threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Train a model from scratch on the full training set or a selection; print the final test accuracy."""
@@ -205,6 +235,7 @@ def train(
     from .selection import load_selection
     from .train import TrainConfig, train_model
 
+    _set_threads(threads)
     try:
         config = TrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, schedule=schedule,  # type: ignore[arg-type]
@@ -247,32 +278,37 @@ def quickstart(
     data: DataOpt = "fashion-mnist",
     ratio: Annotated[float, typer.Option("--ratio", help="Share of the training set to keep.")] = 0.5,
     method: Annotated[str, typer.Option("--method", help="Selection method.")] = "rl-selector",
-    recipe_name: Annotated[str, typer.Option("--recipe", "--preset", help="Recipe of the target network and of the evaluation training (--preset is the old name).")] = "cpu",
+    recipe_name: Annotated[str, typer.Option("--recipe", "--preset", help="Recipe of the target network and of the evaluation training; --preset is the old name. " + RECIPE_HELP)] = "cpu",
     seed: SeedOpt = 0,
     limit: LimitOpt = None,
     data_root: DataRootOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Directory for the selection and both training runs.")] = Path("runs/quickstart"),
     resume: ResumeOpt = False,
+    threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """The main job: select a subset, train on it and on a random subset of the same size, compare."""
+    from .api import get_method
     from .api import select as run_select
     from .io import output_lock
     from .recipes import get_recipe
     from .train import train_model
 
+    _set_threads(threads)
     try:
         recipe = get_recipe(recipe_name).with_seed(seed)
         dataset = _load(data, data_root, limit, seed)
         with output_lock(out, "rlselector quickstart"):
             selections = {}
+            wanted = ratio
             for name in (method, "random"):
                 sel_dir = out / f"selection-{name}"
-                params = {"recipe": recipe_name} if name in ("rl-selector", "cover-static") else {}
+                params = {"recipe": recipe_name} if "target-training" in get_method(name).inputs else {}
                 if (sel_dir / "selection.json").exists():
-                    selections[name] = _reusable_selection(sel_dir, name, ratio, seed, dataset, params)
+                    selections[name] = _reusable_selection(sel_dir, name, wanted, seed, dataset, params)
                 else:
-                    selections[name] = run_select(dataset, name, ratio, seed, out=sel_dir, resume=resume, progress=not quiet, cache_dir=out / "cache", **params)
+                    selections[name] = run_select(dataset, name, wanted, seed, out=sel_dir, resume=resume, progress=not quiet, cache_dir=out / "cache", **params)
+                wanted = selections[method].manifest["n_kept"] / len(dataset)  # random keeps exactly as many
             rows = []
             for name, sel in selections.items():
                 run_dir = out / f"train-{name}"
@@ -297,17 +333,22 @@ def quickstart(
 
 @app.command()
 def bench(
-    grid: Annotated[Optional[str], typer.Option("--grid", "--preset", help="Built-in benchmark grid, e.g. cpu-quick, cpu-full, cpu-transfer, paper-cifar10 (an unknown name lists them all; --preset is the old name).")] = None,
+    grid: Annotated[Optional[str], typer.Option("--grid", "--preset", help="Built-in benchmark grid (--preset is the old name): " + ", ".join(GRIDS) + ".")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file describing a custom grid (methods, ratios, seeds, models, recipe).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Results directory; a finished cell is stored at once and skipped when the grid is run again.")] = Path("runs/bench"),
     data_root: DataRootOpt = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads torch may use; default: the grid's 'threads', else the cores not busy at start.")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Run a benchmark grid (methods x ratios x seeds x evaluation models); resumable."""
+    from dataclasses import replace
+
     from .bench import load_bench_config, run_bench
 
     try:
-        run_bench(load_bench_config(grid=grid, path=config, data_root=data_root), out, progress=not quiet)
+        spec = load_bench_config(grid=grid, path=config, data_root=data_root)
+        spec = replace(spec, threads=_set_threads(threads if threads is not None else spec.threads))
+        run_bench(spec, out, progress=not quiet)
     except InputError as err:
         _fail(err)
     console.print(f"results in {out}; write the report with: rlselector report {out}")

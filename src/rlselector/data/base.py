@@ -245,6 +245,7 @@ def encode_labels(
     kind for all. The class names are ``classes`` when given; else the sorted names of the training
     labels, or '0'..'K-1' for integer labels (K = the largest label + 1).
     """
+    hint = f" {fix}" if fix else ""
     plain: list[list[int | str]] = []
     first_of_kind: dict[type, str] = {}
     for values, where in splits:
@@ -252,18 +253,18 @@ def encode_labels(
         for i, value in enumerate(values):
             label = _plain_label(value)
             if label is None:
-                raise InputError(f"{where(i)}: label {value!r} is neither an integer class id nor a class name. {fix}")
+                raise InputError(f"{where(i)}: label {value!r} is neither an integer class id nor a class name.{hint}")
             first_of_kind.setdefault(type(label), where(i))
             plain[-1].append(label)
     if len(first_of_kind) > 1:
         raise InputError(
-            f"{first_of_kind[int]} has an integer label but {first_of_kind[str]} a class name; use one kind. {fix}"
+            f"{first_of_kind[int]} has an integer label but {first_of_kind[str]} a class name; use one kind.{hint}"
         )
     given = classes is not None
     if classes is not None:
         classes = tuple(classes)
         if not all(isinstance(name, str) for name in classes):
-            raise InputError(f"classes must be strings, got {list(classes)[:5]}. {fix}")
+            raise InputError(f"classes must be strings, got {list(classes)[:5]}.{hint}")
         duplicated = [name for name, count in Counter(classes).items() if count > 1]
         if duplicated:
             raise InputError(f"class {duplicated[0]!r} is named twice; class names must be unique")
@@ -277,9 +278,9 @@ def encode_labels(
         for i, label in enumerate(labels):
             if isinstance(label, str) and label not in class_ids:
                 reason = f"not one of the {len(classes)} classes given" if given else "no training sample has this class"
-                raise InputError(f"{where(i)}: class {label!r} is unknown ({reason}). {fix}")
+                raise InputError(f"{where(i)}: class {label!r} is unknown ({reason}).{hint}")
             if isinstance(label, int) and not 0 <= label < len(classes):
-                raise InputError(f"{where(i)}: label {label} must lie in [0, {len(classes)}). {fix}")
+                raise InputError(f"{where(i)}: label {label} must lie in [0, {len(classes)}).{hint}")
         encoded.append(np.array([class_ids[x] if isinstance(x, str) else x for x in labels], dtype=np.int64))
     return encoded, classes
 
@@ -355,4 +356,51 @@ def make_dataset(
         source=source,
         hflip=hflip,
         source_ids=None if sample_ids is None else np.asarray(sample_ids),
+    )
+
+
+@dataclass(frozen=True)
+class RawSplit:
+    """One split as a source read it, before its labels are class ids."""
+
+    images: tuple[np.ndarray, bool]
+    """RGB uint8 ``(N, 3, H, W)`` images and whether every one is single-channel (an ImageReader's stack)."""
+    labels: Sequence[Any]
+    """Integer class ids or class names, as :func:`encode_labels` takes them."""
+    label_where: Callable[[int], str]
+    """The place of label ``i`` in the user's data, for messages."""
+    where: str
+    """The split's place in the user's data, for messages."""
+
+
+def make_raw_dataset(
+    name: str,
+    train: RawSplit,
+    test: RawSplit | None,
+    classes: Sequence[str] | None,
+    *,
+    source: str,
+    fix: str = "",
+    hflip: bool = True,
+    sample_ids: Sequence[str] | Sequence[int] | None = None,
+) -> Dataset:
+    """:func:`make_dataset` from raw splits: labels encoded by :func:`encode_labels`, one channel when
+    every image of both splits is single-channel, else RGB."""
+    splits = [train] if test is None else [train, test]
+    labels, classes = encode_labels([(split.labels, split.label_where) for split in splits], classes, fix=fix)
+    channels = 1 if all(split.images[1] for split in splits) else 3
+    images = [torch.from_numpy(np.ascontiguousarray(split.images[0][:, :channels])) for split in splits]
+    return make_dataset(
+        name,
+        images[0],
+        labels[0],
+        images[1] if test is not None else None,
+        labels[1] if test is not None else None,
+        classes,
+        source=source,
+        train_where=train.where,
+        test_where=test.where if test is not None else "",
+        hflip=hflip,
+        fix=fix,
+        sample_ids=sample_ids,
     )

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Dataset, encode_labels, make_dataset
+from .base import Dataset, RawSplit, make_raw_dataset
 from .files import path_and_size
-from .images import ImageReader, shared_channels
+from .images import ImageReader
 from .registry import register_source
 
 CSV_COLUMNS = ("path", "label", "split")
@@ -99,28 +99,24 @@ def load_csv(root: str | None = None) -> Dataset:
     """
     csv_path, resize_to = path_and_size(root, "csv", CSV_LAYOUT, directory=False)
     rows = _read_rows(csv_path)
-    splits = [rows[split] for split in CSV_SPLITS if rows[split]]  # the training rows first
-    labels, classes = encode_labels(
-        [([row.label for row in split], lambda i, split=split: split[i].field("label")) for split in splits],
-        None,
-        fix=CSV_FIX,
-    )
     reader = ImageReader(
         size_fix=f"Resize them, or pass csv:{csv_path}?size=N to resize every image to NxN.", resize_to=resize_to
     )
-    stacks = [reader.read([row.file for row in split], [row.field("path") for row in split]) for split in splits]
-    has_test = len(splits) > 1
-    train_images, test_images = shared_channels(stacks[0], stacks[1] if has_test else None)
-    return make_dataset(
+
+    def split(name: str) -> RawSplit | None:
+        lines = rows[name]
+        if not lines:
+            return None
+        images = reader.read([row.file for row in lines], [row.field("path") for row in lines])
+        where = f"{csv_path} ({'training' if name == 'train' else 'test'} lines)"
+        return RawSplit(images, [row.label for row in lines], lambda i: lines[i].field("label"), where)
+
+    return make_raw_dataset(
         f"csv:{csv_path.name}",
-        train_images,
-        labels[0],
-        test_images,
-        labels[1] if has_test else None,
-        classes,
+        split("train"),
+        split("test"),
+        None,
         source=str(csv_path),
-        train_where=f"{csv_path} (training lines)",
-        test_where=f"{csv_path} (test lines)",
         fix=CSV_FIX,
         sample_ids=[row.path for row in rows["train"]],
     )

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .base import Dataset, make_dataset
+from .base import Dataset, RawSplit, make_dataset, make_raw_dataset
 from .files import extracted_dir, path_and_size, text_lines, visible_entries
-from .images import ImageReader, is_image_file, labelled_images, list_images, shared_channels, warn_skipped
+from .images import ImageReader, is_image_file, labelled_images, list_images, warn_skipped
 from .registry import register_source
 
 # --- image folder ------------------------------------------------------------------------------
@@ -45,9 +45,8 @@ def _class_folders(split_dir: Path, expected: str) -> tuple[list[Path], list[Pat
 
 def _read_class_tree(
     split_dir: Path, class_ids: dict[str, int], reader: ImageReader
-) -> tuple[tuple[np.ndarray, bool], np.ndarray, list[Path], list[Path]]:
-    """For one split of the tree: its images with whether all are single-channel, their labels and
-    paths, and the non-image files skipped."""
+) -> tuple[RawSplit, list[Path], list[Path]]:
+    """One split of the tree, its image paths, and the non-image files skipped."""
     folders, others = _class_folders(split_dir, FOLDER_LAYOUT)
     for folder in folders:
         if folder.name not in class_ids:
@@ -58,7 +57,8 @@ def _read_class_tree(
     paths, labels, skipped = labelled_images(
         [(folder, class_ids[folder.name]) for folder in folders], fix="Add images to this class folder or delete it."
     )
-    return reader.read(paths), labels, paths, others + skipped
+    split = RawSplit(reader.read(paths), labels.tolist(), lambda i: str(paths[i]), str(split_dir))
+    return split, paths, others + skipped
 
 
 @register_source(
@@ -86,24 +86,18 @@ def load_folder(root: str | None = None) -> Dataset:
         size_fix=f"Resize them, or pass folder:{directory}?size=N to resize every image to NxN.",
         resize_to=resize_to,
     )
-    train, train_labels, train_paths, skipped = _read_class_tree(train_dir, class_ids, reader)
-    test_dir = directory / "test"
-    test = test_labels = None
-    if test_dir.is_dir():
-        test, test_labels, _, test_skipped = _read_class_tree(test_dir, class_ids, reader)
+    train, train_paths, skipped = _read_class_tree(train_dir, class_ids, reader)
+    test = None
+    if (directory / "test").is_dir():
+        test, _, test_skipped = _read_class_tree(directory / "test", class_ids, reader)
         skipped += test_skipped
     warn_skipped(skipped, directory)
-    train_images, test_images = shared_channels(train, test)
-    return make_dataset(
+    return make_raw_dataset(
         f"folder:{directory.resolve().name}",
-        train_images,
-        train_labels,
-        test_images,
-        test_labels,
+        train,
+        test,
         classes,
         source=str(directory),
-        train_where=str(train_dir),
-        test_where=str(test_dir),
         sample_ids=[path.relative_to(directory).as_posix() for path in train_paths],
     )
 

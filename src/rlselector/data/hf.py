@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .base import Dataset, encode_labels, make_dataset
-from .images import ImageReader, any_pixels, shared_channels
+from .base import Dataset, RawSplit, make_raw_dataset
+from .images import ImageReader, any_pixels
 
 HF_FIX = (
     "from_hf takes a datasets.Dataset with an image column (a datasets.Image feature: "
@@ -57,7 +57,10 @@ def _class_names(datasets: Any, split: Any, label_column: str) -> tuple[str, ...
     return tuple(feature.names) if isinstance(feature, datasets.ClassLabel) else None
 
 
-def _read(split: Any, what: str, image_column: str, reader: ImageReader, progress: bool) -> tuple[np.ndarray, bool]:
+def _read(split: Any, what: str, columns: tuple[str, str], reader: ImageReader, progress: bool) -> RawSplit:
+    """The rows of one split; ``columns`` are the image and the label column."""
+    image_column, label_column = columns
+
     def items():
         rows = split.with_format(None).select_columns([image_column])
         for start in range(0, len(rows), _BATCH_ROWS):
@@ -65,7 +68,11 @@ def _read(split: Any, what: str, image_column: str, reader: ImageReader, progres
                 where = f"from_hf: {what} row {start + offset}, column {image_column!r}"
                 yield where, any_pixels(image, where, HF_FIX)
 
-    return reader.stack(len(split), items(), progress=f"reading {what}" if progress else None)
+    images = reader.stack(len(split), items(), progress=f"reading {what}" if progress else None)
+    labels = list(split.with_format(None)[label_column])
+    return RawSplit(
+        images, labels, lambda i: f"from_hf: {what} row {i}, column {label_column!r}", f"from_hf: {what} ({len(split)} rows)"
+    )
 
 
 def _ids(split: Any, id_column: str) -> list[int] | list[str]:
@@ -107,41 +114,25 @@ def from_hf(
     ``hflip=False`` where a mirrored image is another class.
     """
     datasets = _datasets()
-    columns = [image_column, label_column] + ([id_column] if id_column is not None else [])
-    _check_split(datasets, ds, "ds", columns)
+    columns = (image_column, label_column)
+    _check_split(datasets, ds, "ds", [*columns] + ([id_column] if id_column is not None else []))
     classes = _class_names(datasets, ds, label_column)
-    splits = [(ds, "ds")]
     if test is not None:
-        _check_split(datasets, test, "test", [image_column, label_column])
+        _check_split(datasets, test, "test", [*columns])
         if _class_names(datasets, test, label_column) != classes:
             raise InputError(
                 f"from_hf: the {label_column!r} classes of test ({_class_names(datasets, test, label_column)}) "
                 f"differ from those of ds ({classes}); both splits need one ClassLabel feature"
             )
-        splits.append((test, "test"))
-    labels, classes = encode_labels(
-        [
-            (list(split.with_format(None)[label_column]), lambda i, what=what: f"from_hf: {what} row {i}, column {label_column!r}")
-            for split, what in splits
-        ],
-        classes,
-        fix=HF_FIX,
-    )
     reader = ImageReader(size_fix="Resize them to one size (ds.map with PIL's Image.resize).")
-    train = _read(ds, "ds", image_column, reader, progress)
-    train_images, test_images = shared_channels(train, _read(test, "test", image_column, reader, progress) if test is not None else None)
     title = ds.info.dataset_name or "dataset"
-    return make_dataset(
+    return make_raw_dataset(
         name or f"hf:{title}",
-        train_images,
-        labels[0],
-        test_images,
-        labels[1] if test is not None else None,
+        _read(ds, "ds", columns, reader, progress),
+        _read(test, "test", columns, reader, progress) if test is not None else None,
         classes,
         source=f"datasets:{title}",
-        train_where=f"from_hf: ds ({len(ds)} rows)",
-        test_where="from_hf: test",
-        hflip=hflip,
         fix=HF_FIX,
+        hflip=hflip,
         sample_ids=_ids(ds, id_column) if id_column is not None else None,
     )

@@ -185,15 +185,3 @@ class ImageReader:
                 f"all images must share one size. {self.size_fix}"
             )
 
-
-def shared_channels(
-    train: tuple[np.ndarray, bool], test: tuple[np.ndarray, bool] | None
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Tensors of the splits one :class:`ImageReader` stacked: one channel when every image of both
-    splits is single-channel, else RGB."""
-    channels = 1 if train[1] and (test is None or test[1]) else 3
-
-    def tensor(images: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(images[:, :channels]))
-
-    return tensor(train[0]), None if test is None else tensor(test[0])

@@ -20,8 +20,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
-from .base import Dataset, encode_labels, make_dataset
-from .images import ImageReader, any_pixels, shared_channels
+from .base import Dataset, RawSplit, make_raw_dataset
+from .images import ImageReader, any_pixels
 
 TORCH_FIX = (
     "from_torch takes a map-style dataset whose ds[i] is (image, label): a PIL image or a (C, H, W) "
@@ -50,8 +50,8 @@ def _sample(ds: Any, i: int, where: str) -> tuple[tuple[np.ndarray, bool], Any]:
     return any_pixels(item[0], where, TORCH_FIX), item[1]
 
 
-def _read(ds: Any, what: str, reader: ImageReader, labels: list[Any], progress: bool) -> tuple[np.ndarray, bool]:
-    """The images of one dataset (its labels appended to ``labels``)."""
+def _read(ds: Any, what: str, reader: ImageReader, progress: bool) -> RawSplit:
+    """The samples of one dataset."""
     count = _samples(ds, what)
     first = f"from_torch: {what}[0]"
     if not np.array_equal(_sample(ds, 0, first)[0][0], _sample(ds, 0, first)[0][0]):
@@ -60,6 +60,8 @@ def _read(ds: Any, what: str, reader: ImageReader, labels: list[Any], progress: 
             f"without augmentation, the training loop augments"
         )
 
+    labels: list[Any] = []
+
     def items():
         for i in range(count):
             where = f"from_torch: {what}[{i}]"
@@ -67,7 +69,8 @@ def _read(ds: Any, what: str, reader: ImageReader, labels: list[Any], progress: 
             labels.append(label)
             yield where, pixels
 
-    return reader.stack(count, items(), progress=f"reading {what}" if progress else None)
+    images = reader.stack(count, items(), progress=f"reading {what}" if progress else None)
+    return RawSplit(images, labels, lambda i: f"from_torch: {what}[{i}] label", f"from_torch: {what}")
 
 
 def from_torch(
@@ -90,28 +93,14 @@ def from_torch(
     The dataset must return the same sample every time it is read: no random augmentation.
     Sample IDs are the indices into ``ds``.
     """
-    classes = classes if classes is not None else getattr(ds, "classes", None)
     reader = ImageReader(size_fix="Resize them to one size in the dataset (e.g. a Resize transform).")
-    train_labels: list[Any] = []
-    train = _read(ds, "ds", reader, train_labels, progress)
-    test_labels: list[Any] = []
-    test_stack = _read(test, "test", reader, test_labels, progress) if test is not None else None
-    splits = [(train_labels, lambda i: f"from_torch: ds[{i}] label")]
-    if test is not None:
-        splits.append((test_labels, lambda i: f"from_torch: test[{i}] label"))
-    labels, classes = encode_labels(splits, classes, fix=TORCH_FIX)
-    train_images, test_images = shared_channels(train, test_stack)
     kind = type(ds)
-    return make_dataset(
+    return make_raw_dataset(
         name or f"torch:{kind.__name__}",
-        train_images,
-        labels[0],
-        test_images,
-        labels[1] if test is not None else None,
-        classes,
+        _read(ds, "ds", reader, progress),
+        _read(test, "test", reader, progress) if test is not None else None,
+        classes if classes is not None else getattr(ds, "classes", None),
         source=f"{kind.__module__}.{kind.__qualname__}",
-        train_where="from_torch: ds",
-        test_where="from_torch: test",
-        hflip=hflip,
         fix=TORCH_FIX,
+        hflip=hflip,
     )

@@ -309,7 +309,9 @@ class RLSelector(SelectionMethod):
                 "band_enforced": enforced,
                 "decision": p.decision,
                 "agent": dataclasses.asdict(hook.agent.config),
-                "target": {"model": named.model, "width": named.width, "epochs": recipe.epochs, "fixed_features": ctx.features is not None},
+                # on --features no network is trained: the agent's passes over the user's features are recorded instead
+                "target": None if ctx.features is not None else {"model": named.model, "width": named.width, "epochs": recipe.epochs},
+                "agent_passes": recipe.epochs,
                 "transfer_from": p.init_from,
                 "diagnostics": hook.history,
                 "wall_s": time.perf_counter() - started,
