@@ -20,7 +20,7 @@ LAYERS = {
     "api": 5,
     "methods": 4,
     "selection": 3, "agent": 3, "recipes": 3,
-    "cover": 2, "train": 2,
+    "cover": 2, "bank": 2, "train": 2,
     "data": 1, "models": 1,
     "io": 0, "errors": 0, "progress": 0, "version": 0,
 }

@@ -87,6 +87,9 @@ class Streaming(torch.utils.data.IterableDataset):
     def __iter__(self):
         yield torch.zeros(3, 4, 4), 0
 
+    def __len__(self) -> int:
+        return 1
+
 
 @pytest.mark.parametrize(
     ("ds", "culprit", "match"),

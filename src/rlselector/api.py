@@ -197,4 +197,8 @@ def _finalise(instance, ctx: SelectionContext, result: MethodResult, total_secon
     if clash:
         raise RuntimeError(f"method {instance.name!r} reports info {clash} that would overwrite manifest fields")
     manifest.update(result.info)
-    return Selection(indices=indices, scores=scores, manifest=manifest, raw_scores=result.raw_scores)
+    return Selection(
+        indices=indices, scores=scores, manifest=manifest, raw_scores=result.raw_scores,
+        sample_ids=dataset.source_ids[indices] if dataset.source_ids is not None else None,
+        parent_indices=dataset.parent_indices[indices] if dataset.parent_indices is not None else None,
+    )

@@ -29,7 +29,7 @@ app = typer.Typer(
 console = Console()
 """Results go to standard output; logs and progress bars share :data:`rlselector.progress.CONSOLE`."""
 
-DataOpt = Annotated[str, typer.Option("--data", help="Dataset: fashion-mnist, mnist, digits, or user data cifar10:/path, cifar100:/path, folder:/path, tiny-imagenet:/path, npz:/file.npz.")]
+DataOpt = Annotated[str, typer.Option("--data", help="Dataset: fashion-mnist, mnist, digits, or user data cifar10:/path, cifar100:/path, folder:/path, tiny-imagenet:/path, npz:/file.npz, csv:/list.csv (columns path,label).")]
 DataRootOpt = Annotated[Optional[str], typer.Option("--data-root", help="Directory of a built-in source's files, instead of its default location.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of everything random in this run; the same seed gives the same result on the same machine.")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="Use a seeded, class-stratified subset of N training samples (quick runs).")]
@@ -96,7 +96,7 @@ def datasets() -> None:
             except InputError as err:
                 table.add_row(source.name, f"[red]broken[/]: {err}", "", "", "", "", *([source.summary] if wide else []))
                 continue
-            size = f"{ds.in_channels}x{ds.image_size}x{ds.image_size}"
+            size = "x".join(str(v) for v in (ds.in_channels, *ds.image_shape))
             test = len(ds.test) if ds.test is not None else 0
             table.add_row(source.name, "[green]yes[/]", f"{len(ds):,}", f"{test:,}", str(ds.num_classes), size, *([source.summary] if wide else []))
         else:
@@ -164,6 +164,7 @@ def select(
     cache_dir: Annotated[Path, typer.Option("--cache-dir", help="Where proxy runs are cached and reused across methods.")] = Path("runs/cache"),
     resume: ResumeOpt = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a selection already in --out.")] = False,
+    export: Annotated[Optional[str], typer.Option("--export", help="Also write the kept samples as csv: --out/selection.csv (index, sample_id, parent_index, score).")] = None,
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -176,6 +177,8 @@ def select(
     _set_threads(threads)
     started = time.perf_counter()
     try:
+        if export not in (None, "csv"):
+            raise InputError(f"--export: the one export format is csv, got {export!r}")
         params = _parse_params(param)
         if recipe is not None:
             params["recipe"] = recipe
@@ -190,6 +193,8 @@ def select(
             out=out, overwrite=overwrite, resume=resume, cache_dir=cache_dir, progress=not quiet,
             **params,
         )
+        if export == "csv":
+            selection.to_csv(out / "selection.csv")
     except InputError as err:
         _fail(err)
     m = selection.manifest

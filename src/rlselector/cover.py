@@ -13,22 +13,72 @@ O(block · n_k) with at most ``BLOCK_VALUES`` values per block, never an n_k × 
 block works in float64 on class-centred features (centring keeps the expanded-norm formula
 ‖a‖² + ‖b‖² − 2a·b free of cancellation), and a pair counts as covered when
 ``D² ≤ ε² + TIE_RTOL · (‖a‖² + ‖b‖²)``: a pair at exactly ε is covered whatever rounding the block
-shape produced, and the result does not depend on the block size.
+shape produced, and the result does not depend on the block size. Features stay in their own dtype
+(or a :class:`~rlselector.bank.FeatureBank`) until one class at a time is widened.
+
+The exact passes cost O(n_k² · d) per class. Classes larger than ``approximate_above`` take an
+approximate path instead (``backend="auto"`` or ``"faiss"``): ε from a seeded sample of pairs, and
+the counts from a faiss IVF-Flat range search (float32, ``IVFSettings``), whose error against the
+exact cover ``BENCHMARKS.md`` measures ("Cover at scale").
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator, Mapping
-from typing import Literal, NamedTuple, get_args
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 import torch
 
+from .bank import FeatureBank
 from .errors import InputError
+
+log = logging.getLogger(__name__)
 
 EpsilonRule = Literal["mean", "quantile", "median", "nn-median"]
 EPSILON_RULES: tuple[str, ...] = get_args(EpsilonRule)
+
+Backend = Literal["auto", "exact", "faiss"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+"""``exact``: blockwise everywhere. ``faiss``: the approximate path above ``approximate_above`` (faiss
+must be installed). ``auto``: as ``faiss`` where faiss is installed, else exact with a logged warning."""
+
+APPROXIMATE_ABOVE = 50_000
+"""Default class size above which ``auto``/``faiss`` approximate (``BENCHMARKS.md``, "Cover at scale":
+from about 10,000 samples the faiss path is several times faster at recall ≥ 0.99, but every dataset
+this project reproduces (classes of ≤ 6,000; ImageNet's ≤ 1,300) stays exact, as ``docs/method.md`` §1
+requires; at 50,000 the exact ε + cover already takes ~3 CPU minutes per class and grows as n_k²)."""
+
+SAMPLE_PAIRS = 1_000_000
+"""Pairs sampled for ε of an approximated class: the q-quantile's rank error is
+√(q(1 − q)/pairs), ≈ 1 % of q at q = 0.01."""
+
+MIN_PROBE = 8
+PROBE_FACTOR = 4.0
+"""Adaptive IVF probing: nprobe = max(MIN_PROBE, ⌈PROBE_FACTOR · p̂ · nlist⌉), p̂ the share of sampled
+pairs within ε. An ε-ball holds about p̂ · n_k samples, i.e. p̂ · nlist cells' worth; probing a few
+times that many found ≥ 0.999 of the neighbours from 20,000 to 1,000,000 samples (``BENCHMARKS.md``)."""
+
+TRAIN_PER_LIST = 64
+"""k-means training points per IVF list (faiss subsamples to this many, seeded)."""
+
+
+@dataclass(frozen=True)
+class IVFSettings:
+    """How the faiss back end indexes one large class: IVF-Flat, L2, on float32 class-centred features."""
+
+    nlist: int | None = None
+    """Inverted lists (k-means cells); None: ⌈√(kept samples)⌉."""
+    nprobe: int | None = None
+    """Cells scanned per query; None: adaptive (``MIN_PROBE``, ``PROBE_FACTOR``)."""
+    gpu: int | None = None
+    """GPU device of the coarse quantizer (``faiss.index_cpu_to_gpu``; needs a GPU build of faiss,
+    untested here). The range scan stays on the CPU: faiss implements range search for CPU indexes only."""
+    seed: int = 0
+    """Seeds the k-means training sample and the pair sample behind the adaptive nprobe."""
 
 DEFAULT_BLOCK_SIZE = 1024
 """Rows of a distance block (at most; see ``BLOCK_VALUES``); tiles of the ε pass are block × block."""
@@ -68,6 +118,10 @@ def epsilon(
     block_size: int = DEFAULT_BLOCK_SIZE,
     pivot_pairs: int = 20_000,
     seed: int = 0,
+    backend: Backend = "auto",
+    approximate_above: int = APPROXIMATE_ABOVE,
+    sample_pairs: int = SAMPLE_PAIRS,
+    ivf: IVFSettings = IVFSettings(),
 ) -> dict[int, float]:
     """Data-driven ε per class: ``{class id: ε}``.
 
@@ -85,8 +139,13 @@ def epsilon(
     pairs brackets it, one blockwise pass counts the pairs below the bracket and keeps only those inside
     it, and the order statistic is read off the kept ones (the bracket widens and the pass repeats in
     the rare case it missed). The sample only decides the memory used, never the answer.
+
+    Classes larger than ``approximate_above`` (unless ``backend="exact"``) are estimated instead: the
+    mean and the quantile from ``sample_pairs`` seeded random pairs, ``"nn-median"`` from the
+    nearest neighbours the faiss back end finds (see :func:`cover`).
     """
     features, labels = _validated(features, labels)
+    _check_backend(backend, approximate_above)
     if rule not in EPSILON_RULES:
         raise InputError(f"epsilon: unknown rule {rule!r}; use one of {', '.join(map(repr, EPSILON_RULES))}")
     if rule == "median":
@@ -97,15 +156,17 @@ def epsilon(
     generator = torch.Generator().manual_seed(seed)
     result = {}
     for label, members in _classes(labels):
-        class_features = _centred(features[members])
-        if rule == "mean":
-            value = _mean_pair_distance(class_features, block_size)
-        elif rule == "quantile":
-            value = _pair_distance_quantile(class_features, quantile, block_size, pivot_pairs, generator)
-        else:
+        if rule == "nn-median":
             everyone = torch.ones(len(members), dtype=torch.bool)
-            _, nn_sq, _ = _count_within(class_features, everyone, 0.0, block_size)
+            _, nn_sq, _ = _neighbours(features, label, members, everyone, 0.0, backend, approximate_above, block_size, ivf)
             value = _inverse_cdf(nn_sq.sqrt(), 0.5)
+        elif backend != "exact" and len(members) > approximate_above:
+            squared = _sampled_squared_pair_distances(_class_rows(features, members, torch.float32), sample_pairs, generator)
+            value = float(squared.sqrt().mean()) if rule == "mean" else math.sqrt(_inverse_cdf(squared, quantile))
+        elif rule == "mean":
+            value = _mean_pair_distance(_class_rows(features, members, torch.float64), block_size)
+        else:
+            value = _pair_distance_quantile(_class_rows(features, members, torch.float64), quantile, block_size, pivot_pairs, generator)
         result[label] = float(value)
     return result
 
@@ -117,16 +178,26 @@ def cover(
     *,
     kept: torch.Tensor | np.ndarray | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    backend: Backend = "auto",
+    approximate_above: int = APPROXIMATE_ABOVE,
+    ivf: IVFSettings = IVFSettings(),
 ) -> Cover:
     """Degree of cover and nearest-neighbour distance of every sample, in one blockwise pass.
 
     ``eps`` is one ε for every class or ``{class id: ε}`` (as :func:`epsilon` returns). With ``kept``
     (a bool or 0/1 mask over the rows) only kept neighbours count, in both outputs; the normaliser
     stays n_k − 1 so set-aware degrees compare with plain ones.
+
+    A class larger than ``approximate_above`` (``backend`` ``"auto"`` or ``"faiss"``) is counted by a
+    faiss IVF-Flat range search over its kept samples instead: only the ``nprobe`` cells nearest a
+    query are scanned, so counts can only fall short of the exact ones (up to float32 rounding at ε),
+    and a sample with no neighbour within ε gets its nearest kept one from a 2-NN search of the
+    same cells. Settings in ``ivf``.
     """
     features, labels = _validated(features, labels)
     _check_block_size(block_size)
-    n = features.shape[0]
+    _check_backend(backend, approximate_above)
+    n = len(labels)
     if kept is None:
         kept_mask = torch.ones(n, dtype=torch.bool)
     else:
@@ -143,7 +214,9 @@ def cover(
     sample_eps = torch.empty(n, dtype=torch.float64)
     for label, members in _classes(labels):
         class_eps = _class_epsilon(eps, label)
-        counts, nn_sq, nn_local = _count_within(_centred(features[members]), kept_mask[members], class_eps, block_size)
+        counts, nn_sq, nn_local = _neighbours(
+            features, label, members, kept_mask[members], class_eps, backend, approximate_above, block_size, ivf
+        )
         degree[members] = counts / (len(members) - 1)
         nn_distance[members] = nn_sq.sqrt()
         nn_index[members] = torch.where(nn_local >= 0, members[nn_local.clamp_min(0)], -1)
@@ -199,7 +272,7 @@ def greedy_set_aware_prune(
     (``docs/rl-selector.md``, low ratios).
     """
     features, labels = _validated(features, labels)
-    n = features.shape[0]
+    n = len(labels)
     if not 0 < keep <= n:
         raise InputError(f"greedy_set_aware_prune: keep must lie in [1, {n}], got {keep}")
     if round_size < 1:
@@ -292,6 +365,97 @@ def _count_within(
     return counts, nearest, nearest_row
 
 
+def _neighbours(
+    features: torch.Tensor | FeatureBank, label: int, members: torch.Tensor, kept: torch.Tensor, eps: float,
+    backend: Backend, approximate_above: int, block_size: int, ivf: IVFSettings,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``_count_within`` for one class, by exact blocks or, for a class above the threshold, by faiss."""
+    if backend != "exact" and len(members) > approximate_above:
+        faiss = _faiss()
+        if faiss is not None:
+            return _ivf_count_within(faiss, _class_rows(features, members, torch.float32), kept, eps, ivf)
+        log.warning(
+            "cover: class %d has %d samples (> approximate_above=%d) but faiss is not installed: counting exactly, "
+            "O(n_k² · d). pip install 'rlselector[faiss]' for the approximate back end.", label, len(members), approximate_above,
+        )
+    return _count_within(_class_rows(features, members, torch.float64), kept, eps, block_size)
+
+
+def _ivf_count_within(
+    faiss: Any, features: torch.Tensor, kept: torch.Tensor, eps: float, settings: IVFSettings
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``_count_within`` by an IVF-Flat index over the kept rows (float32 ``features``): a range search
+    of each query's ``nprobe`` nearest cells, then a 2-NN search for the rows left without a neighbour."""
+    n, d = features.shape
+    kept_rows = kept.nonzero().squeeze(1)
+    counts = torch.zeros(n, dtype=torch.float64)
+    nearest = torch.full((n,), math.inf, dtype=torch.float64)
+    nearest_row = torch.full((n,), -1, dtype=torch.long)
+    if len(kept_rows) == 0:
+        return counts, nearest, nearest_row
+    base = features if len(kept_rows) == n else features[kept_rows]
+    nlist = min(len(kept_rows), settings.nlist or math.ceil(math.sqrt(len(kept_rows))))
+    index = _ivf_index(faiss, d, nlist, settings)
+    index.train(base.numpy())
+    index.add(base.numpy())
+    generator = torch.Generator().manual_seed(settings.seed)
+    share = float((_sampled_squared_pair_distances(base, 100_000, generator) <= eps * eps).double().mean())
+    index.nprobe = min(nlist, settings.nprobe or max(MIN_PROBE, math.ceil(PROBE_FACTOR * share * nlist)))
+    radius = float(np.nextafter(np.float32(eps * eps), np.float32(math.inf)))  # faiss keeps D < radius: D = ε² counts
+    column_of = torch.full((n,), -1, dtype=torch.long)
+    column_of[kept_rows] = torch.arange(len(kept_rows))
+    rows = max(1, min(n, int(BLOCK_VALUES / max(1.0, 2.0 * share * len(kept_rows)))))  # results per block ≈ BLOCK_VALUES
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        lims, found, ids = index.range_search(features[start:stop].numpy(), radius)
+        lengths = torch.from_numpy(np.diff(lims).astype(np.int64))
+        owner = torch.repeat_interleave(torch.arange(stop - start), lengths)
+        found, ids = torch.from_numpy(found), torch.from_numpy(ids)
+        self_hit = ids == column_of[start:stop][owner]
+        found[self_hit] = math.inf  # a sample does not cover itself
+        counts[start:stop] = (lengths - torch.bincount(owner[self_hit], minlength=stop - start)).to(torch.float64)
+        best = torch.full((stop - start,), math.inf).scatter_reduce_(0, owner, found, "amin")
+        hit = (found == best[owner]) & torch.isfinite(found)
+        first = torch.full((stop - start,), len(ids), dtype=torch.long).scatter_reduce_(0, owner[hit], hit.nonzero().squeeze(1), "amin")
+        has = first < len(ids)
+        nearest[start:stop][has] = best[has].to(torch.float64)
+        nearest_row[start:stop][has] = kept_rows[ids[first[has]]]
+    lonely = (nearest_row < 0).nonzero().squeeze(1)
+    for chunk in lonely.split(max(1, BLOCK_VALUES // d)):
+        found, ids = (torch.from_numpy(a) for a in index.search(features[chunk].numpy(), 2))
+        usable = (ids >= 0) & (ids != column_of[chunk][:, None])
+        pick = usable.to(torch.int8).argmax(1)  # the nearer usable of the two, if any
+        ok = usable.any(1)
+        nearest[chunk[ok]] = found[ok, pick[ok]].to(torch.float64)
+        nearest_row[chunk[ok]] = kept_rows[ids[ok, pick[ok]]]
+    return counts, nearest, nearest_row
+
+
+def _ivf_index(faiss: Any, d: int, nlist: int, settings: IVFSettings) -> Any:
+    quantizer = faiss.IndexFlatL2(d)
+    if settings.gpu is not None:
+        if not hasattr(faiss, "StandardGpuResources"):
+            raise InputError("cover: IVFSettings.gpu needs a GPU build of faiss (faiss-gpu); this one is CPU-only. Leave gpu=None.")
+        quantizer = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), settings.gpu, quantizer)
+    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_L2)  # faiss's wrapper keeps the quantizer alive
+    index.cp.seed = settings.seed
+    index.cp.niter = 10
+    index.cp.max_points_per_centroid = TRAIN_PER_LIST
+    return index
+
+
+def _sampled_squared_pair_distances(features: torch.Tensor, pairs: int, generator: torch.Generator) -> torch.Tensor:
+    """Squared distances of ``pairs`` seeded random pairs of distinct rows, computed in chunks in the
+    features' dtype (float32 halves the time of an estimate) and returned as float64."""
+    n, d = features.shape
+    first = torch.randint(0, n, (pairs,), generator=generator)
+    second = (first + torch.randint(1, n, (pairs,), generator=generator)) % n
+    chunk = max(1, BLOCK_VALUES // d)
+    return torch.cat([
+        (features[a] - features[b]).pow_(2).sum(1) for a, b in zip(first.split(chunk), second.split(chunk), strict=True)
+    ]).to(torch.float64)
+
+
 def _upper_squared_distances(features: torch.Tensor, block_size: int) -> Iterator[torch.Tensor]:
     """Squared distances of every unordered pair (i < j), tile by tile (NaN marks the pairs a diagonal
     tile holds twice or with itself; every comparison with NaN is false)."""
@@ -354,9 +518,7 @@ def _pair_distance_quantile(
     rank = _inverse_cdf_rank(q, pairs)  # 1-based rank of the wanted order statistic
     pivot = None
     if pairs > 4 * pivot_pairs:  # below that, keeping every distance costs no more than the sample
-        first = torch.randint(0, n, (pivot_pairs,), generator=generator)
-        second = (first + torch.randint(1, n, (pivot_pairs,), generator=generator)) % n
-        pivot = (features[first] - features[second]).pow(2).sum(1).sort().values
+        pivot = _sampled_squared_pair_distances(features, pivot_pairs, generator).sort().values
     margin = 6.0 * math.sqrt(q * (1.0 - q) / pivot_pairs) + 2.0 / pivot_pairs
     side = min(block_size, n)
     mask, upper = _Scratch(side * side, torch.bool), _Scratch(side * side, torch.bool)
@@ -394,22 +556,28 @@ def _inverse_cdf(values: torch.Tensor, q: float) -> float:
 # --- input handling ----------------------------------------------------------------------------------
 
 
-def _validated(features, labels) -> tuple[torch.Tensor, torch.Tensor]:
-    features = torch.as_tensor(features).detach().cpu()
+def _validated(features, labels) -> tuple[torch.Tensor | FeatureBank, torch.Tensor]:
+    """Checked inputs; features keep their dtype (integers become float64) or stay a bank (its rows
+    are finite by construction), so nothing of size N × d is copied here."""
+    if not isinstance(features, FeatureBank):
+        features = torch.as_tensor(features).detach().cpu()
+        if not features.dtype.is_floating_point:
+            features = features.to(torch.float64)
     labels = torch.as_tensor(labels).detach().cpu()
-    if features.ndim != 2:
-        raise InputError(f"cover: features must be 2-D (samples × dims), got shape {tuple(features.shape)}")
-    if labels.shape != (features.shape[0],):
+    shape = (features.n, features.dim) if isinstance(features, FeatureBank) else tuple(features.shape)
+    if len(shape) != 2:
+        raise InputError(f"cover: features must be 2-D (samples × dims), got shape {shape}")
+    if labels.shape != (shape[0],):
         raise InputError(
-            f"cover: labels must be 1-D with one entry per feature row ({features.shape[0]}), "
+            f"cover: labels must be 1-D with one entry per feature row ({shape[0]}), "
             f"got shape {tuple(labels.shape)}"
         )
     if labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise InputError(f"cover: labels must be integer class ids, got dtype {labels.dtype}")
-    features = features.to(torch.float64)
-    if not bool(torch.isfinite(features).all()):
-        bad = int((~torch.isfinite(features)).any(1).sum())
-        raise InputError(f"cover: {bad} feature rows hold NaN or inf; check the network's features (diverged training?)")
+    if torch.is_tensor(features):
+        bad = sum(int((~torch.isfinite(rows)).any(1).sum()) for rows in features.split(max(1, BLOCK_VALUES // max(1, shape[1]))))
+        if bad:
+            raise InputError(f"cover: {bad} feature rows hold NaN or inf; check the network's features (diverged training?)")
     classes, counts = labels.unique(return_counts=True)
     if bool((counts < 2).any()):
         small = classes[counts < 2].tolist()
@@ -421,12 +589,37 @@ def _validated(features, labels) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _classes(labels: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
-    for label in labels.unique().tolist():
-        yield int(label), (labels == label).nonzero().squeeze(1)
+    """Each class id with its rows in ascending order (one stable sort, not one pass per class)."""
+    classes, counts = labels.unique(return_counts=True)
+    order = torch.argsort(labels, stable=True)
+    for label, members in zip(classes.tolist(), order.split(counts.tolist()), strict=True):
+        yield int(label), members
 
 
-def _centred(features: torch.Tensor) -> torch.Tensor:
-    return features - features.mean(0, keepdim=True)
+def _class_rows(features: torch.Tensor | FeatureBank, members: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """One class's rows, centred on the class mean (summed in float64), as a new ``dtype`` tensor."""
+    rows = (features.rows(members) if isinstance(features, FeatureBank) else features[members]).to(dtype)
+    chunk = max(1, BLOCK_VALUES // rows.shape[1])
+    mean = sum(part.to(torch.float64).sum(0) for part in rows.split(chunk)) / len(rows)
+    return rows.sub_(mean.to(dtype))
+
+
+def _faiss() -> Any:
+    """The faiss module, or None when the optional dependency is not installed."""
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
+
+
+def _check_backend(backend: str, approximate_above: int) -> None:
+    if backend not in BACKENDS:
+        raise InputError(f"cover: unknown backend {backend!r}; use one of {', '.join(map(repr, BACKENDS))}")
+    if approximate_above < 1:
+        raise InputError(f"cover: approximate_above must be ≥ 1, got {approximate_above}")
+    if backend == "faiss" and _faiss() is None:
+        raise InputError("cover: backend='faiss' needs faiss, which is not installed: pip install 'rlselector[faiss]' (or use backend='auto')")
 
 
 def _class_epsilon(eps: float | Mapping[int, float], label: int) -> float:

@@ -1,14 +1,24 @@
-"""Mean ± std tables over seeds, the best entry per column, and Welch's t-test against random.
+"""Tables over seeds: mean ± std, the best entry per column, tests against random, paired
+differences with their confidence interval, and ranks with their bootstrap range.
 
-One function builds every table of the report (accuracy per method × ratio, cross-architecture
-method × model, transfer, Dunn index): rows and columns are keys of the records, the value is one
-field. Conventions, stated in the report:
+One function builds every mean ± std table of the report (accuracy per method × ratio,
+cross-architecture method × model, transfer, Dunn index): rows and columns are keys of the records,
+the value is one field. Conventions, stated in the report:
 
 - mean and *sample* standard deviation (ddof = 1; 0 for a single seed) over the seeds of a cell;
 - the best mean of each column is marked (ties all marked; reference rows do not compete);
-- significance against the ``random`` row of the same column: Welch's two-sided t-test
-  (``scipy.stats.ttest_ind(equal_var=False)``) over seeds, marked at p < ``ALPHA``; it needs at
-  least two seeds on both sides, otherwise the p-value is absent (shown as "n/a").
+- significance against the ``random`` row of the same column, marked at p < ``ALPHA``. Records are
+  matched into pairs by a key (the seed: within a column the ratio and the evaluation model are
+  fixed, and every method's subset of a (ratio, seed) trains with the same evaluation seed, so the
+  same initial weights and augmentation stream). With at least two matched pairs the test is the
+  paired two-sided t-test over them (``scipy.stats.ttest_rel``); without, Welch's two-sided t-test
+  over all values (``scipy.stats.ttest_ind(equal_var=False)``), which needs two values on each side,
+  otherwise the p-value is absent (shown as "n/a").
+
+:func:`difference_table` gives each method's mean paired difference from random with a 95 % CI
+(Student t over the pairs); :func:`rank_table` the rank of each method's mean with its 95 % range
+over a paired bootstrap of seeds (whole seeds are resampled, every method keeps its values of the
+drawn seeds, so what all methods share in a seed cancels out of the ranks).
 """
 
 from __future__ import annotations

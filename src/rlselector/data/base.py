@@ -119,6 +119,12 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.train)
 
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        """``(image as float in [0, 1], label)`` of training sample ``i``: a dataset (or a selection's
+        ``subset``) is a map-style torch dataset, so ``DataLoader(sel.subset(data))`` works."""
+        image, label, _ = self.train[i]
+        return image, label
+
     @cached_property
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.train.label_array, minlength=self.num_classes)

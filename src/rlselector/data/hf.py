@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ..errors import InputError
 from .base import Dataset, RawSplit, make_raw_dataset
 from .images import ImageReader, any_pixels

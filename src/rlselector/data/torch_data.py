@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 from ..errors import InputError
 from .base import Dataset, RawSplit, make_raw_dataset
@@ -25,13 +26,14 @@ from .images import ImageReader, any_pixels
 
 TORCH_FIX = (
     "from_torch takes a map-style dataset whose ds[i] is (image, label): a PIL image or a (C, H, W) "
-    "tensor (float in [0, 1] or uint8), and an integer class id."
+    "tensor (float in [0, 1] or uint8), and an integer class id or a class name."
 )
 
 
 def _samples(ds: Any, what: str) -> int:
     """The number of samples of a map-style dataset; anything else is refused."""
-    if not (hasattr(ds, "__getitem__") and hasattr(ds, "__len__")):
+    streaming = isinstance(ds, torch.utils.data.IterableDataset)
+    if streaming or not (hasattr(ds, "__getitem__") and hasattr(ds, "__len__")):
         raise InputError(
             f"from_torch: {what} is a {type(ds).__name__}, not a map-style dataset (with __len__ and "
             f"__getitem__); an IterableDataset cannot be indexed. {TORCH_FIX}"

@@ -39,16 +39,18 @@ class ModelEntry:
     build: ModelBuilder
     default_width: int
     """The width of the paper's model; ``build_model(..., width=None)`` uses it."""
+    square_only: bool = False
+    """Whether the model needs square images (a ViT's patch grid); CNNs take any H × W."""
 
 
 MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, summary: str, *, default_width: int = 64) -> Callable[[ModelBuilder], ModelBuilder]:
+def register_model(name: str, summary: str, *, default_width: int = 64, square_only: bool = False) -> Callable[[ModelBuilder], ModelBuilder]:
     def wrap(build: ModelBuilder) -> ModelBuilder:
         if name in MODELS:
             raise RuntimeError(f"model {name!r} registered twice")
-        MODELS[name] = ModelEntry(name=name, summary=summary, build=build, default_width=default_width)
+        MODELS[name] = ModelEntry(name=name, summary=summary, build=build, default_width=default_width, square_only=square_only)
         return build
 
     return wrap

@@ -110,7 +110,7 @@ def heads_for(dim: int) -> int:
     return num_heads
 
 
-@register_model("vit_small", summary="ViT-Small (Dosovitskiy et al. 2021), patch 4, dim 384, depth 12, 6 heads")
+@register_model("vit_small", summary="ViT-Small (Dosovitskiy et al. 2021), patch 4, dim 384, depth 12, 6 heads", square_only=True)
 def vit_small(*, in_channels: int, num_classes: int, image_size: int, width: int = 64) -> VisionTransformer:
     """ViT-Small/4; embed dim = 6 * width, heads = about dim / 64 (width 64: 384 dims, 6 heads)."""
     dim = DIM_PER_WIDTH * width

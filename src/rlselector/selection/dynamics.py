@@ -9,10 +9,16 @@ initialisation, recorded only when asked for):
   epoch ``e`` (row ``e−1``), i.e. on the augmented batch, in train mode (batch-norm batch
   statistics), with the weights *before* that step's update. This is what Toneva et al.
   (forgetting) and Pleiss et al. (AUM) record; it costs no extra pass.
+- ``prob_margin`` (E×N float32): the same margin in probabilities, ``p_y − max_{k≠y} p_k`` of the
+  softmax of that forward: the margin AUM's authors define.
+- ``lr`` ((E,) float64): the learning rate of epoch ``e``'s steps (row ``e−1``), for methods that weigh
+  epochs by it (MoSo); absent when the loop that trained did not say.
 - ``logits[e]`` (N×C) and ``features[e]`` (N×d, the input of the last linear layer) at the chosen
   epochs: a separate no-grad pass over the un-augmented training set in eval mode at the end of
   epoch ``e`` (:func:`~rlselector.train.forward_split`), so ``logits[e] = classifier(features[e])``
-  exactly, as the last-layer gradient scores need.
+  exactly, as the last-layer gradient scores need. A record made in the user's own loop
+  (:class:`rlselector.SelectionLoop`) has no such pass: there the last training forward of each
+  sample in epoch ``e`` stands in (see :mod:`rlselector.selection.observe`, and ``meta``).
 
 The proxy stage (:mod:`rlselector.selection.proxy`) produces such records; this module only holds
 and checks them, so it needs neither torch nor the training loop.
@@ -64,6 +70,10 @@ class ProxyRecord:
     """epoch → (N, d) float32 eval-mode penultimate features at the end of that epoch."""
     margin: np.ndarray | None = None
     """(E, N) float32: assigned logit minus the largest other logit in the training forward."""
+    prob_margin: np.ndarray | None = None
+    """(E, N) float32: assigned softmax probability minus the largest other one, same forward."""
+    lr: np.ndarray | None = None
+    """(E,) float64: the learning rate of each epoch's steps."""
     labels: np.ndarray | None = None
     """(N,) int64 labels the run trained on (checked against the dataset when given)."""
     meta: dict[str, Any] = field(default_factory=dict)
@@ -157,12 +167,25 @@ class ProxyRecord:
                 fail("correct", "must be bool or 0/1")
             correct = correct.astype(bool)
         self.loss, self.correct = _frozen(loss.astype(np.float32, copy=False)), _frozen(correct)
-        if self.margin is not None:
-            margin = np.asarray(self.margin)
-            if margin.shape != loss.shape:
-                fail("margin", f"has shape {margin.shape} but 'loss' has {loss.shape}; both are (E, N)")
-            self._finite("margin", margin)
-            self.margin = _frozen(margin.astype(np.float32, copy=False))
+        for name in ("margin", "prob_margin"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            values = np.asarray(values)
+            if values.shape != loss.shape:
+                fail(name, f"has shape {values.shape} but 'loss' has {loss.shape}; both are (E, N)")
+            self._finite(name, values)
+            if name == "prob_margin" and np.abs(values).max() > 1 + 1e-6:
+                fail(name, f"holds {float(np.abs(values).max()):.4g} but a difference of probabilities lies in [-1, 1]")
+            setattr(self, name, _frozen(values.astype(np.float32, copy=False)))
+        if self.lr is not None:
+            lr = np.asarray(self.lr)
+            if lr.shape != (epochs,) or not np.issubdtype(lr.dtype, np.number) or np.issubdtype(lr.dtype, np.complexfloating):
+                fail("lr", f"must be ({epochs},) numbers, one learning rate per epoch of 'loss', got shape {lr.shape} dtype {lr.dtype}")
+            self._finite("lr", lr)
+            if (lr < 0).any():
+                fail("lr", f"holds a negative learning rate ({float(lr.min())}) at epoch {int(np.argmin(lr)) + 1}")
+            self.lr = _frozen(lr.astype(np.float64, copy=False))
         if self.labels is not None:
             own = np.asarray(self.labels)
             if own.shape != (count,) or not np.issubdtype(own.dtype, np.integer):
@@ -199,8 +222,9 @@ class ProxyRecord:
     # --- file format ------------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {"loss": np.asarray(self.loss), "correct": np.asarray(self.correct)}
-        if self.margin is not None:
-            out["margin"] = np.asarray(self.margin)
+        for name in ("margin", "prob_margin", "lr"):
+            if getattr(self, name) is not None:
+                out[name] = np.asarray(getattr(self, name))
         if self.labels is not None:
             out["labels"] = np.asarray(self.labels)
         for epoch, values in self.logits.items():
@@ -224,7 +248,8 @@ def _frozen(values: np.ndarray) -> np.ndarray:
 
 DYNAMICS_SCHEMA = """\
 a .npz holding 'loss' (E x N float: per-sample loss in each of E epochs), 'correct' (E x N bool or 0/1),
-optionally 'margin' (E x N float), 'labels' (N int), 'logits_<epoch>' (N x C float) and
+optionally 'margin' and 'prob_margin' (E x N float), 'lr' (E float: each epoch's learning rate),
+'labels' (N int), 'logits_<epoch>' (N x C float) and
 'features_<epoch>' (N x d float) for epochs in 0..E, and 'meta' (a JSON string)"""
 _FIELD = re.compile(r"^(logits|features)_(\d+)$")
 
@@ -261,7 +286,7 @@ def load_dynamics(
         match = _FIELD.match(name)
         if match:
             tables[match.group(1)][int(match.group(2))] = values
-        elif name not in ("loss", "correct", "margin", "labels", "meta"):
+        elif name not in ("loss", "correct", "margin", "prob_margin", "lr", "labels", "meta"):
             unknown.append(name)
     if unknown:
         raise InputError(f"{path}: unknown field(s) {sorted(unknown)}; expected {DYNAMICS_SCHEMA}")
@@ -277,6 +302,8 @@ def load_dynamics(
         logits=tables["logits"],
         features=tables["features"],
         margin=arrays.get("margin"),
+        prob_margin=arrays.get("prob_margin"),
+        lr=arrays.get("lr"),
         labels=arrays.get("labels"),
         meta=meta,
         source=str(path),

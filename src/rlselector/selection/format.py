@@ -2,10 +2,13 @@
 
 A selection is a directory with two files:
 
-- ``selection.npz``: ``indices`` (sorted kept training indices, int64) and ``scores`` (one float per
-  training sample in original order; **higher = keep**, and the kept set is exactly the top
-  ``len(indices)`` of ``scores``). ``raw_scores`` holds the method's own score when it has one
-  (its direction is in the manifest).
+- ``selection.npz``: ``indices`` (sorted kept training indices, int64, positions in the dataset the
+  selection was made on) and ``scores`` (one float per training sample in original order; **higher =
+  keep**, and the kept set is exactly the top ``len(indices)`` of ``scores``). ``raw_scores`` holds
+  the method's own score when it has one (its direction is in the manifest). ``sample_ids`` holds
+  the kept samples' IDs where the source has them (file paths, Hugging Face row IDs) and
+  ``parent_indices`` their indices in the full dataset when the selection was made on a subset
+  (``--limit``).
 - ``selection.json``: the manifest (method and parameters, ratio requested and achieved, N, kept,
   seed, dataset fingerprint, per-class counts, timings, package version).
 
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..io import atomic_save_npz, atomic_write_json
+from ..io import atomic_save_npz, atomic_write_bytes, atomic_write_json
 
 MANIFEST = "selection.json"
 ARRAYS = "selection.npz"
@@ -41,6 +44,10 @@ class Selection:
     """One keep score per training sample, original order; higher = keep."""
     manifest: dict[str, Any]
     raw_scores: np.ndarray | None = None
+    sample_ids: np.ndarray | None = None
+    """The kept samples' IDs (paths, row IDs), in the order of ``indices``; None when the source has none."""
+    parent_indices: np.ndarray | None = None
+    """The kept samples' indices in the full dataset, when the selection was made on a subset (``--limit``)."""
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -73,6 +80,52 @@ class Selection:
             )
         return dataset.subset(self.indices, tag=f"{self.method}-{self.ratio:.2f}")
 
+    # --- the kept set in other libraries' terms --------------------------------------------
+    def _sized(self, dataset: Any, what: str) -> None:
+        if len(dataset) != len(self.scores):
+            where = f" ({self.path})" if self.path else ""
+            raise InputError(f"selection{where} covers {len(self.scores)} samples but the {what} given has {len(dataset)}; "
+                             f"pass the dataset the selection was made on (same order, same --limit)")
+
+    def torch_subset(self, dataset: Any):
+        """``torch.utils.data.Subset`` of any map-style torch dataset in the selection's sample order."""
+        from torch.utils.data import Subset
+
+        self._sized(dataset, "torch dataset")
+        return Subset(dataset, self.indices.tolist())
+
+    def sampler(self, *, shuffle: bool = True, seed: int = 0):
+        """A sampler over the kept indices for ``DataLoader(full_dataset, sampler=sel.sampler())``:
+        shuffled each epoch from a seeded generator, or in order."""
+        import torch
+        from torch.utils.data import SubsetRandomSampler
+
+        if not shuffle:
+            return self.indices.tolist()
+        return SubsetRandomSampler(self.indices.tolist(), generator=torch.Generator().manual_seed(seed))
+
+    def hf_select(self, dataset: Any):
+        """The kept rows of a Hugging Face ``datasets.Dataset`` (``dataset.select``)."""
+        self._sized(dataset, "Hugging Face dataset")
+        return dataset.select(self.indices.tolist())
+
+    def to_csv(self, path: str | Path) -> Path:
+        """One row per kept sample: ``index,sample_id,parent_index,score`` (written atomically)."""
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["index", "sample_id", "parent_index", "score"])
+        for row, index in enumerate(self.indices):
+            writer.writerow([
+                int(index),
+                "" if self.sample_ids is None else self.sample_ids[row],
+                "" if self.parent_indices is None else int(self.parent_indices[row]),
+                repr(float(self.scores[index])),
+            ])
+        return atomic_write_bytes(Path(path), buffer.getvalue().encode())
+
 
 def write_selection(out_dir: str | Path, selection: Selection) -> Path:
     """Write ``selection.npz`` then ``selection.json`` into ``out_dir`` atomically."""
@@ -80,6 +133,11 @@ def write_selection(out_dir: str | Path, selection: Selection) -> Path:
     arrays = {"indices": selection.indices.astype(np.int64), "scores": selection.scores.astype(np.float64)}
     if selection.raw_scores is not None:
         arrays["raw_scores"] = selection.raw_scores.astype(np.float64)
+    if selection.sample_ids is not None:
+        ids = np.asarray(selection.sample_ids)
+        arrays["sample_ids"] = ids.astype(str) if ids.dtype.kind in "OU" else ids.astype(np.int64)  # never an object array
+    if selection.parent_indices is not None:
+        arrays["parent_indices"] = np.asarray(selection.parent_indices, dtype=np.int64)
     atomic_save_npz(out_dir / ARRAYS, **arrays)
     atomic_write_json(out_dir / MANIFEST, selection.manifest)
     selection.path = out_dir
@@ -107,6 +165,8 @@ def load_selection(path: str | Path) -> Selection:
         with np.load(arrays_path, allow_pickle=False) as arrays:
             indices, scores = arrays["indices"], arrays["scores"]
             raw = arrays["raw_scores"] if "raw_scores" in arrays.files else None
+            ids = arrays["sample_ids"] if "sample_ids" in arrays.files else None
+            parents = arrays["parent_indices"] if "parent_indices" in arrays.files else None
     except (AttributeError, TypeError) as err:  # a .npy (one bare array) has no fields and is no context manager
         raise InputError(f"{arrays_path}: not a .npz archive of named arrays ({err}); re-run the selection") from err
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
@@ -125,7 +185,13 @@ def load_selection(path: str | Path) -> Selection:
             raise InputError(f"{arrays_path}: field '{name}' must be {n} real numbers (one per sample), got shape {values.shape} dtype {values.dtype}")
     if not np.isfinite(scores).all():
         raise InputError(f"{arrays_path}: field 'scores' holds {int((~np.isfinite(scores)).sum())} NaN/inf values; keep scores are finite — re-run the selection")
-    return Selection(indices=indices.astype(np.int64), scores=scores.astype(np.float64), manifest=manifest, raw_scores=raw, path=path)
+    for name, values in (("sample_ids", ids), ("parent_indices", parents)):
+        if values is not None and values.shape != indices.shape:
+            raise InputError(f"{arrays_path}: field '{name}' must hold one entry per kept index ({len(indices)}), got shape {values.shape}")
+    if parents is not None and not np.issubdtype(parents.dtype, np.integer):
+        raise InputError(f"{arrays_path}: field 'parent_indices' must be integers, got dtype {parents.dtype}")
+    return Selection(indices=indices.astype(np.int64), scores=scores.astype(np.float64), manifest=manifest, raw_scores=raw,
+                     sample_ids=ids, parent_indices=parents, path=path)
 
 
 MANIFEST_FIELDS: dict[str, tuple[type, ...]] = {

@@ -28,28 +28,23 @@ import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
-import torch
-import torch.distributed as dist
-
 from ..data.base import Dataset
-from ..data.transforms import BatchTransform
 from ..errors import InputError
 from ..models import build_model
 from ..train.distributed import DistributedContext
-from ..train.evaluate import forward_split
-from ..train.hooks import TrainHook
 from ..train.loop import TrainConfig, seed_everything, train
 from .cache import ArtifactCache, cache_key
 from .dynamics import ProxyRecord, early_epoch, load_dynamics
+from .observe import DynamicsRecorder
 
 log = logging.getLogger(__name__)
 
-PROXY_FORMAT = 1
-"""Bumped when the record's content changes meaning; part of the cache key."""
+PROXY_FORMAT = 2
+"""Bumped when the record's content changes meaning; part of the cache key (2: prob_margin, lr, epoch 0)."""
 MEMORY_CACHE_SIZE = 4
 """Proxy records kept in memory per process (least recently used dropped first)."""
 
@@ -102,14 +97,15 @@ class ProxyConfig:
 
 
 def default_proxy_config(dataset: Dataset) -> ProxyConfig:
-    """ResNet-18, width 16 (8 for ≤ 8 px images); 10 / 6 / 4 epochs for ≤ 10k / ≤ 100k / more samples."""
+    """ResNet-18, width 16 (8 for ≤ 8 px images); 10 / 6 / 4 epochs for ≤ 10k / ≤ 100k / more samples;
+    logits/features at initialisation (GraNd's epoch 0), early, in the middle and at the end."""
     n = len(dataset)
     epochs = 10 if n <= 10_000 else 6 if n <= 100_000 else 4
     return ProxyConfig(
         model="resnet18",
         width=8 if dataset.image_size <= 8 else 16,
         recipe=TrainConfig(epochs=epochs, batch_size=128, lr=0.1, schedule="cosine", augment=True),
-        record_epochs=tuple(sorted({early_epoch(range(1, epochs + 1)), math.ceil(epochs / 2), epochs})),
+        record_epochs=tuple(sorted({0, early_epoch(range(1, epochs + 1)), math.ceil(epochs / 2), epochs})),
     )
 
 
@@ -119,94 +115,6 @@ def resolve_config(dataset: Dataset, config: ProxyConfig | None) -> ProxyConfig:
     if not isinstance(config, ProxyConfig):
         raise InputError(f"proxy_config must be a ProxyConfig, got {type(config).__name__}")
     return config
-
-
-# --------------------------------------------------------------------------------------------
-# recording hook
-# --------------------------------------------------------------------------------------------
-_SUMS = ("loss_sum", "margin_sum", "correct_sum", "seen")
-"""The recorder's per-(epoch, sample) accumulators."""
-
-
-class DynamicsRecorder(TrainHook):
-    """Sums per epoch and sample (a sample seen twice in one epoch, as the distributed sampler's
-    padding does, is averaged); logits/features by a no-grad eval pass at chosen epoch ends."""
-
-    def __init__(self, n: int, epochs: int, record_epochs: Iterable[int], eval_batch_size: int) -> None:
-        self.record_epochs = sorted(set(int(e) for e in record_epochs))
-        self.eval_batch_size = eval_batch_size
-        self.loss_sum = np.zeros((epochs, n), dtype=np.float64)
-        self.margin_sum = np.zeros((epochs, n), dtype=np.float64)
-        self.correct_sum = np.zeros((epochs, n), dtype=np.int32)
-        self.seen = np.zeros((epochs, n), dtype=np.int32)
-        self.logits: dict[int, np.ndarray] = {}
-        self.features: dict[int, np.ndarray] = {}
-        self.split = None
-        self.transform = None
-
-    def on_train_start(self, model, dataset) -> None:
-        self.split = dataset.train
-        self.transform = BatchTransform.for_dataset(dataset, augment=False)
-        if 0 in self.record_epochs and 0 not in self.logits:
-            self._snapshot(0, model)
-
-    def on_batch(self, batch) -> None:
-        idx = batch.indices.numpy()
-        e = batch.epoch
-        logits = batch.logits.float()
-        labels = batch.labels
-        assigned = logits.gather(1, labels[:, None])[:, 0]
-        others = logits.scatter(1, labels[:, None], float("-inf")).max(dim=1).values
-        np.add.at(self.loss_sum[e], idx, batch.losses.double().numpy())
-        np.add.at(self.margin_sum[e], idx, (assigned - others).double().numpy())
-        np.add.at(self.correct_sum[e], idx, (logits.argmax(1) == labels).int().numpy())
-        np.add.at(self.seen[e], idx, 1)
-
-    def on_epoch_end(self, epoch: int, model):
-        if epoch + 1 in self.record_epochs:
-            self._snapshot(epoch + 1, model)
-        return None
-
-    def on_train_end(self, model) -> None:
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            for name in _SUMS:
-                tensor = torch.from_numpy(getattr(self, name))
-                dist.all_reduce(tensor)
-                setattr(self, name, tensor.numpy())
-
-    def _snapshot(self, epoch: int, model) -> None:
-        feats, logits = forward_split(model, self.split, self.transform, batch_size=self.eval_batch_size)
-        self.features[epoch], self.logits[epoch] = feats.astype(np.float32), logits.astype(np.float32)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Tensors only, so the checkpoint loads with ``torch.load(weights_only=True)``."""
-        return {
-            **{name: torch.from_numpy(getattr(self, name)) for name in _SUMS},
-            "logits": {e: torch.from_numpy(v) for e, v in self.logits.items()},
-            "features": {e: torch.from_numpy(v) for e, v in self.features.items()},
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in _SUMS:
-            setattr(self, name, np.array(state[name].numpy()))
-        self.logits = {int(e): v.numpy() for e, v in state["logits"].items()}
-        self.features = {int(e): v.numpy() for e, v in state["features"].items()}
-
-    def record(self, labels: np.ndarray, meta: dict[str, Any]) -> ProxyRecord:
-        if (self.seen == 0).any():
-            epoch, sample = np.argwhere(self.seen == 0)[0]
-            raise RuntimeError(f"proxy run: sample {sample} was never seen in epoch {epoch + 1}")
-        return ProxyRecord(
-            loss=(self.loss_sum / self.seen).astype(np.float32),
-            correct=self.correct_sum * 2 >= self.seen,
-            margin=(self.margin_sum / self.seen).astype(np.float32),
-            logits=self.logits,
-            features=self.features,
-            labels=np.asarray(labels, dtype=np.int64),
-            meta=meta,
-            source="proxy",
-        )
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,7 +179,8 @@ def _remember(key: str, record: ProxyRecord) -> None:
 
 def _train_proxy(dataset: Dataset, config: ProxyConfig, *, seed: int, key: str, path: Path | None, progress: bool) -> ProxyRecord:
     recipe = replace(config.recipe, seed=int(seed))
-    recorder = DynamicsRecorder(len(dataset), recipe.epochs, config.record_epochs, recipe.eval_batch_size)
+    labels = dataset.train.label_array
+    recorder = DynamicsRecorder(labels, dataset.num_classes, config.record_epochs, eval_batch_size=recipe.eval_batch_size)
     seed_everything(int(seed))
     model = build_model(
         config.model, in_channels=dataset.in_channels, num_classes=dataset.num_classes,
@@ -298,13 +207,20 @@ def _train_proxy(dataset: Dataset, config: ProxyConfig, *, seed: int, key: str, 
         "per_sample_dynamics": "training forward (augmented batch, train mode, before the step's update)",
         "logits_features": "no-grad eval-mode pass over the un-augmented training set at epoch end",
     }
-    record = recorder.record(dataset.train.label_array, meta).validate(n=len(dataset), num_classes=dataset.num_classes)
+    record = recorder.record(meta, lr=epoch_learning_rates(recipe, result.history), source="proxy")
+    record.validate(n=len(dataset), labels=labels, num_classes=dataset.num_classes)
     if path is not None and DistributedContext.from_env().is_main:
         record.save(path)
         if run_dir is not None and run_dir.exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         log.info("proxy: cached at %s", path)
     return record
+
+
+def epoch_learning_rates(recipe: TrainConfig, history: list[dict[str, Any]]) -> list[float]:
+    """The learning rate of each epoch's steps: the recipe's peak for the first; the training loop
+    logs each epoch's ``lr`` after the schedule's step, i.e. the rate of the epoch after it."""
+    return [float(recipe.lr), *(float(entry["lr"]) for entry in history[:-1])]
 
 
 # --------------------------------------------------------------------------------------------

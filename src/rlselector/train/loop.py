@@ -442,8 +442,12 @@ def _rewrite_log(path: Path, history: list[dict]) -> None:
 
 def build_for(dataset: Dataset, model: str, width: int | None, seed: int) -> nn.Module:
     """Seed everything, then build ``model`` shaped for ``dataset`` (channels, size, classes)."""
-    from ..models import build_model
+    from ..models import MODELS, build_model
 
+    height, width_px = dataset.image_shape
+    if model in MODELS and MODELS[model].square_only and height != width_px:
+        raise InputError(f"model {model!r} needs square images but {dataset.name!r} has {height}x{width_px}; "
+                         f"resize the data (e.g. folder:/path?size=N) or choose a CNN (resnet18, vgg16, densenet121)")
     seed_everything(seed)
     return build_model(model, in_channels=dataset.in_channels, num_classes=dataset.num_classes, image_size=dataset.image_size, width=width)
 
