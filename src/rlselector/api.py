@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -26,6 +26,8 @@ from .selection.policies import top_k
 
 log = logging.getLogger(__name__)
 
+WORK = "work"
+"""Sub-directory of ``--out`` where a method keeps checkpoints while it runs."""
 WIPED_OUT_SHARE = 0.25
 """A class keeping less than this share of the requested ratio is reported as nearly wiped out."""
 
@@ -89,6 +91,7 @@ def select(
     resume: bool = False,
     cache_dir: str | Path | None = None,
     proxy_config: Any = None,
+    model: Any = None,
     progress: bool = True,
     **params: Any,
 ) -> Selection:
@@ -111,11 +114,14 @@ def select(
             f"--features: method {method!r} does not read features (its inputs: {', '.join(method_cls.inputs)}); "
             f"drop --features, or choose a method that embeds (see 'rlselector methods')"
         )
+    if model is not None and (not callable(model) or isinstance(model, str)):
+        raise InputError(f"model= takes a factory build(*, in_channels, num_classes, image_size) -> nn.Module, got {type(model).__name__}; "
+                         f"for a registered model use the recipe (recipe=...)")
+    if model is not None and not ({"target-training", "proxy", "features"} & set(method_cls.inputs)):
+        raise InputError(f"model=: method {method!r} trains no network (its inputs: {', '.join(method_cls.inputs) or 'none'}); drop model=")
     if resume and overwrite:
         raise InputError("--resume continues the run in --out and --overwrite replaces it: pass one of them, not both")
-    out_dir = Path(out) if out is not None else None
-    if out_dir is not None and (out_dir / MANIFEST).exists() and not overwrite and not resume:
-        raise InputError(f"{out_dir / MANIFEST}: a selection already exists there; choose another --out or pass --overwrite")
+    out_dir = check_out(out, overwrite=overwrite or resume)
     ctx = SelectionContext(
         dataset=dataset,
         ratio=ratio,
@@ -123,28 +129,44 @@ def select(
         class_balanced=class_balanced,
         features=features,
         dynamics=dynamics,
-        workdir=(out_dir / "work") if out_dir is not None else None,
+        workdir=(out_dir / WORK) if out_dir is not None else None,
         cache_dir=Path(cache_dir) if cache_dir is not None else None,
         resume=resume,
         progress=progress,
         proxy_config=proxy_config,
+        model=model,
     )
     instance.validate(ctx)
-    if out_dir is None:
-        return _run(instance, ctx)
-    with output_lock(out_dir, f"rlselector select --method {method}", "work"):
-        selection = _run(instance, ctx)
-        write_selection(out_dir, selection)
-        if not any(ctx.workdir.iterdir()):  # the method kept no checkpoints: leave only the selection
-            ctx.workdir.rmdir()
-    log.info("selection written to %s", out_dir)
+    return complete(instance, ctx, lambda: instance.run(ctx), out=out_dir, command=f"rlselector select --method {method}")
+
+
+def check_out(out: str | Path | None, *, overwrite: bool) -> Path | None:
+    """The output directory, refused if it holds a selection already (unless ``overwrite``)."""
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None and (out_dir / MANIFEST).exists() and not overwrite:
+        raise InputError(f"{out_dir / MANIFEST}: a selection already exists there; choose another --out or pass --overwrite")
+    return out_dir
+
+
+def complete(
+    instance: SelectionMethod, ctx: SelectionContext, produce: Callable[[], MethodResult], *, out: Path | None, command: str,
+    started: float | None = None,
+) -> Selection:
+    """The one ending of every selection, :func:`select`'s and :meth:`rlselector.SelectionLoop.finish`'s:
+    ``produce`` the method's result (its run, or its decision after a loop), turn it into a
+    :class:`Selection` and, with ``out``, write it there under the directory's lock (``ctx.workdir``
+    is ``out/work``, removed when the method kept nothing in it). ``started``: when the selection
+    began (its timings count from there; None = now)."""
+    started = time.perf_counter() if started is None else started
+    if out is None:
+        return _finalise(instance, ctx, produce(), time.perf_counter() - started)
+    with output_lock(out, command, WORK):
+        selection = _finalise(instance, ctx, produce(), time.perf_counter() - started)
+        write_selection(out, selection)
+        if not any((out / WORK).iterdir()):  # the method kept no checkpoints: leave only the selection
+            (out / WORK).rmdir()
+    log.info("selection written to %s", out)
     return selection
-
-
-def _run(instance: SelectionMethod, ctx: SelectionContext) -> Selection:
-    started = time.perf_counter()
-    result = instance.run(ctx)
-    return _finalise(instance, ctx, result, time.perf_counter() - started)
 
 
 def _finalise(instance, ctx: SelectionContext, result: MethodResult, total_seconds: float) -> Selection:

@@ -75,6 +75,13 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _model(spec: str):
+    """A registered model name as it is, or the factory a ``FILE.py:FUNCTION`` names."""
+    from .models import load_factory
+
+    return load_factory(spec) if ".py:" in spec else spec
+
+
 def _load(data: str, data_root: str | None, limit: int | None, seed: int):
     from .data import load_dataset
 
@@ -157,6 +164,7 @@ def select(
     dynamics: Annotated[Optional[Path], typer.Option("--dynamics", help="Your own training dynamics (.npz: loss E x N, correct E x N) instead of a proxy run.")] = None,
     class_balanced: Annotated[bool, typer.Option("--class-balanced", help="Keep each class in proportion to its size.")] = False,
     recipe: Annotated[Optional[str], typer.Option("--recipe", "--preset", help="Target-network recipe of methods that train one (rl-selector, cover-static); --preset is the old name. " + RECIPE_HELP)] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Your own network for the methods that train one (target or proxy): FILE.py:FUNCTION, a factory build(*, in_channels, num_classes, image_size) -> nn.Module.")] = None,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="rl-selector: fine-tune from a finished run's directory to this ratio (transferable variant).")] = None,
     param: Annotated[list[str], typer.Option("--param", "-p", help="Method parameter KEY=VALUE, VALUE read as YAML and checked against the parameter's type (repeatable), e.g. -p epochs=5 -p \"agent={learning_rate: 3e-4}\"; see 'rlselector methods --params'.")] = [],
     limit: LimitOpt = None,
@@ -191,6 +199,7 @@ def select(
             features=features,
             dynamics=load_dynamics(dynamics, len(dataset)) if dynamics else None,
             out=out, overwrite=overwrite, resume=resume, cache_dir=cache_dir, progress=not quiet,
+            model=_model(model) if model is not None else None,
             **params,
         )
         if export == "csv":
@@ -217,7 +226,7 @@ def _parse_milestones(text: str) -> tuple[int, ...]:
 @app.command()
 def train(
     data: DataOpt = "fashion-mnist",
-    model: Annotated[str, typer.Option("--model", help="Model to train (resnet18, resnet50, vgg16, densenet121, vit_small).")] = "resnet18",
+    model: Annotated[str, typer.Option("--model", help="Model to train: resnet18, resnet50, vgg16, densenet121, vit_small, or your own as FILE.py:FUNCTION (a factory build(*, in_channels, num_classes, image_size) -> nn.Module).")] = "resnet18",
     width: Annotated[Optional[int], typer.Option("--width", help="Width multiplier (ResNet base channels; 64 = standard, 16 for CPU).")] = 16,
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 3,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per SGD step.")] = 128,
@@ -251,7 +260,7 @@ def train(
         if selection is not None:
             dataset = load_selection(selection).subset(dataset)
         with output_lock(out, "rlselector train"):
-            _, result = train_model(dataset, model=model, width=width, config=config, out_dir=out, resume=resume, progress=not quiet)
+            _, result = train_model(dataset, model=_model(model), width=width, config=config, out_dir=out, resume=resume, progress=not quiet)
     except InputError as err:
         _fail(err)
     if result.top1 is not None:
@@ -343,15 +352,18 @@ def bench(
     out: Annotated[Path, typer.Option("--out", help="Results directory; a finished cell is stored at once and skipped when the grid is run again.")] = Path("runs/bench"),
     data_root: DataRootOpt = None,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads torch may use; default: the grid's 'threads', else the cores not busy at start.")] = None,
+    only: Annotated[Optional[str], typer.Option("--only", help="Run only these methods of the grid (comma-separated, e.g. random,rl-selector); their cells are the grid's own.")] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Run a benchmark grid (methods x ratios x seeds x evaluation models); resumable."""
+    """Run a benchmark grid (methods x ratios x seeds x evaluation models); resumable; logs the time left."""
     from dataclasses import replace
 
-    from .bench import load_bench_config, run_bench
+    from .bench import load_bench_config, restrict_methods, run_bench
 
     try:
         spec = load_bench_config(grid=grid, path=config, data_root=data_root)
+        if only is not None:
+            spec = restrict_methods(spec, [name.strip() for name in only.split(",") if name.strip()])
         spec = replace(spec, threads=_set_threads(threads if threads is not None else spec.threads))
         run_bench(spec, out, progress=not quiet)
     except InputError as err:
@@ -360,12 +372,15 @@ def bench(
 
 
 @app.command()
-def report(results: Annotated[Path, typer.Argument(help="A results directory written by 'rlselector bench'.")]) -> None:
+def report(
+    results: Annotated[Path, typer.Argument(help="A results directory written by 'rlselector bench'.")],
+    split: Annotated[str, typer.Option("--split", help="Accuracy shown: test (DIR/report/) or validation (DIR/report-validation/; needs a grid with validation:).")] = "test",
+) -> None:
     """Write the HTML page and Markdown/CSV tables of a benchmark results directory."""
     from .bench.report import write_report
 
     try:
-        paths = write_report(results)
+        paths = write_report(results, split=split)
     except InputError as err:
         _fail(err)
     for kind, path in paths.items():

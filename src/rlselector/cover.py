@@ -393,33 +393,14 @@ def _ivf_count_within(
     nearest_row = torch.full((n,), -1, dtype=torch.long)
     if len(kept_rows) == 0:
         return counts, nearest, nearest_row
-    base = features if len(kept_rows) == n else features[kept_rows]
-    nlist = min(len(kept_rows), settings.nlist or math.ceil(math.sqrt(len(kept_rows))))
-    index = _ivf_index(faiss, d, nlist, settings)
-    index.train(base.numpy())
-    index.add(base.numpy())
-    generator = torch.Generator().manual_seed(settings.seed)
-    share = float((_sampled_squared_pair_distances(base, 100_000, generator) <= eps * eps).double().mean())
-    index.nprobe = min(nlist, settings.nprobe or max(MIN_PROBE, math.ceil(PROBE_FACTOR * share * nlist)))
-    radius = float(np.nextafter(np.float32(eps * eps), np.float32(math.inf)))  # faiss keeps D < radius: D = ε² counts
+    index, share = _ivf_build(faiss, features if len(kept_rows) == n else features[kept_rows], eps, settings)
     column_of = torch.full((n,), -1, dtype=torch.long)
     column_of[kept_rows] = torch.arange(len(kept_rows))
     rows = max(1, min(n, int(BLOCK_VALUES / max(1.0, 2.0 * share * len(kept_rows)))))  # results per block ≈ BLOCK_VALUES
     for start in range(0, n, rows):
-        stop = min(n, start + rows)
-        lims, found, ids = index.range_search(features[start:stop].numpy(), radius)
-        lengths = torch.from_numpy(np.diff(lims).astype(np.int64))
-        owner = torch.repeat_interleave(torch.arange(stop - start), lengths)
-        found, ids = torch.from_numpy(found), torch.from_numpy(ids)
-        self_hit = ids == column_of[start:stop][owner]
-        found[self_hit] = math.inf  # a sample does not cover itself
-        counts[start:stop] = (lengths - torch.bincount(owner[self_hit], minlength=stop - start)).to(torch.float64)
-        best = torch.full((stop - start,), math.inf).scatter_reduce_(0, owner, found, "amin")
-        hit = (found == best[owner]) & torch.isfinite(found)
-        first = torch.full((stop - start,), len(ids), dtype=torch.long).scatter_reduce_(0, owner[hit], hit.nonzero().squeeze(1), "amin")
-        has = first < len(ids)
-        nearest[start:stop][has] = best[has].to(torch.float64)
-        nearest_row[start:stop][has] = kept_rows[ids[first[has]]]
+        block = slice(start, min(n, start + rows))
+        counts[block], nearest[block], column = _ivf_range_block(index, features[block], column_of[block], eps)
+        nearest_row[block] = torch.where(column >= 0, kept_rows[column.clamp_min(0)], -1)
     lonely = (nearest_row < 0).nonzero().squeeze(1)
     for chunk in lonely.split(max(1, BLOCK_VALUES // d)):
         found, ids = (torch.from_numpy(a) for a in index.search(features[chunk].numpy(), 2))
@@ -431,7 +412,11 @@ def _ivf_count_within(
     return counts, nearest, nearest_row
 
 
-def _ivf_index(faiss: Any, d: int, nlist: int, settings: IVFSettings) -> Any:
+def _ivf_build(faiss: Any, base: torch.Tensor, eps: float, settings: IVFSettings) -> tuple[Any, float]:
+    """A trained IVF-Flat index holding ``base`` (float32), its nprobe set; and p̂, the share of
+    sampled pairs of ``base`` within ``eps``."""
+    d = base.shape[1]
+    nlist = min(len(base), settings.nlist or math.ceil(math.sqrt(len(base))))
     quantizer = faiss.IndexFlatL2(d)
     if settings.gpu is not None:
         if not hasattr(faiss, "StandardGpuResources"):
@@ -441,7 +426,35 @@ def _ivf_index(faiss: Any, d: int, nlist: int, settings: IVFSettings) -> Any:
     index.cp.seed = settings.seed
     index.cp.niter = 10
     index.cp.max_points_per_centroid = TRAIN_PER_LIST
-    return index
+    index.train(base.numpy())
+    index.add(base.numpy())
+    generator = torch.Generator().manual_seed(settings.seed)
+    share = float((_sampled_squared_pair_distances(base, 100_000, generator) <= eps * eps).double().mean())
+    index.nprobe = min(nlist, settings.nprobe or max(MIN_PROBE, math.ceil(PROBE_FACTOR * share * nlist)))
+    return index, share
+
+
+def _ivf_range_block(
+    index: Any, queries: torch.Tensor, own: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each query row: indexed rows within ``eps`` other than itself (``own``: its index position, or
+    −1), squared distance to the nearest of them and its position (inf and −1 if none)."""
+    radius = float(np.nextafter(np.float32(eps * eps), np.float32(math.inf)))  # faiss keeps D < radius: D = ε² counts
+    lims, found, ids = index.range_search(queries.numpy(), radius)
+    b = len(queries)
+    lengths = torch.from_numpy(np.diff(lims).astype(np.int64))
+    owner = torch.repeat_interleave(torch.arange(b), lengths)
+    found, ids = torch.from_numpy(found), torch.from_numpy(ids)
+    self_hit = ids == own[owner]
+    found[self_hit] = math.inf  # a sample does not cover itself
+    counts = (lengths - torch.bincount(owner[self_hit], minlength=b)).to(torch.float64)
+    best = torch.full((b,), math.inf).scatter_reduce_(0, owner, found, "amin")
+    hit = (found == best[owner]) & torch.isfinite(found)
+    first = torch.full((b,), len(ids), dtype=torch.long).scatter_reduce_(0, owner[hit], hit.nonzero().squeeze(1), "amin")
+    has = first < len(ids)
+    column = torch.full((b,), -1, dtype=torch.long)
+    column[has] = ids[first[has]]
+    return counts, best.to(torch.float64), column
 
 
 def _sampled_squared_pair_distances(features: torch.Tensor, pairs: int, generator: torch.Generator) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""The grid's datasets: the training subset, a smaller test split, and label noise with a recorded seed."""
+"""The grid's datasets: the training subset, a validation hold-out, a smaller test split, and label
+noise with a recorded seed."""
 
 from __future__ import annotations
 
@@ -31,6 +32,28 @@ def limit_test(dataset: Dataset, n: int, *, seed: int) -> Dataset:
         raise InputError(f"test_limit {n} is smaller than the number of classes ({dataset.num_classes})")
     kept, _ = train_test_split(np.arange(len(dataset.test)), train_size=n, stratify=dataset.test.label_array, random_state=seed)
     return replace(dataset, test=dataset.test.take(np.sort(kept)))
+
+
+def carve_validation(dataset: Dataset, fraction: float, *, seed: int) -> tuple[Dataset, Split, np.ndarray]:
+    """A seeded, class-stratified hold-out of ``round(fraction · N)`` training samples.
+
+    Returns ``(the dataset without them, the hold-out as a split, its sorted training indices)``;
+    the remaining training samples keep their order, the test split is unchanged.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < fraction < 0.5:
+        raise InputError(f"validation: the share held out must lie in (0, 0.5), got {fraction}")
+    n = int(round(fraction * len(dataset)))
+    counts = dataset.class_counts[dataset.class_counts > 0]
+    if n < len(counts) or counts.min() < 2:
+        raise InputError(f"validation {fraction:g}: {n} held-out samples of {dataset.name!r} cannot hold every one of its "
+                         f"{len(counts)} classes (each class needs at least 2 training samples and the hold-out one per class); "
+                         f"raise validation or limit")
+    _, held = train_test_split(np.arange(len(dataset)), test_size=n, stratify=dataset.train.label_array, random_state=seed)
+    held = np.sort(held)
+    kept = np.setdiff1d(np.arange(len(dataset)), held)
+    return dataset.subset(kept, tag=""), dataset.train.take(held), held
 
 
 def flip_labels(labels: np.ndarray, rate: float, num_classes: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:

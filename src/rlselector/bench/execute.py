@@ -2,11 +2,17 @@
 
 On start every planned cell whose result file exists is skipped (see :mod:`~rlselector.bench.store`
 for the layout); a selection is computed once and shared by every cell that uses it; a training run
-resumes from its checkpoint.
+resumes from its checkpoint. After each cell the log says how many are done and left and, from the
+mean seconds per cell kind so far, the time left.
+
+Every training cell records its evaluation seed and a digest of its initial weights (the pairing of
+:mod:`~rlselector.bench.plan`: equal within a (ratio, seed, evaluation model), whatever the method)
+and, with a validation split, its final-epoch accuracy on it beside the test accuracy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -20,15 +26,17 @@ import torch
 
 from .. import __version__
 from ..api import select
-from ..data.base import Dataset
+from ..data.base import Dataset, Split
+from ..data.transforms import BatchTransform
 from ..errors import InputError
 from ..io import atomic_save_npz, atomic_torch_save, atomic_write_json, output_lock
 from ..progress import make_progress
 from ..selection import Selection, load_selection
-from ..train import TrainConfig, build_for, forward_split, train
+from ..train import TrainConfig, build_for, evaluate, forward_split, train
 from ..train.loop import CHECKPOINT, EPOCH_LOG
 from .cost import selection_cost
-from .data import load_grid_dataset, with_label_noise
+from .data import carve_validation, load_grid_dataset, with_label_noise
+from .eta import Eta
 from .grid import BenchConfig
 from .plan import Cell, cell_key, plan_cells
 from .store import COST_FILE, FAILED, GRID_FILE, ResultStore
@@ -62,6 +70,8 @@ class GridRunner:
         self.progress = progress
         self._datasets: dict[float, tuple[Dataset, np.ndarray]] = {}
         self._transfer_dataset: Dataset | None = None
+        self._validation: dict[str, tuple[Split, dict[str, Any]]] = {}
+        """"grid" / "transfer" → the held-out split of that dataset and its record (fraction, seed, n, file)."""
         self._selection: tuple[str, Selection, dict[str, Any]] | None = None
         self._selection_errors: dict[str, Exception] = {}
         self._keep: set[str] = set()
@@ -74,23 +84,29 @@ class GridRunner:
         with output_lock(self.out, "rlselector bench"):
             if self.config.threads:
                 torch.set_num_threads(self.config.threads)
-            atomic_write_json(self.out / GRID_FILE, {"name": self.config.name, "grid": self.config.source,
-                                                      "recipe": asdict(self.config.recipe), "package_version": __version__,
-                                                      "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
             transfer = self.transfer_dataset().fingerprint if self.config.transfer is not None else None
             cells = plan_cells(self.config, self.dataset(0.0).fingerprint, transfer)
+            atomic_write_json(self.out / GRID_FILE, {"name": self.config.name, "grid": self.config.source,
+                                                      "methods_run": list(self.config.methods), "recipe": asdict(self.config.recipe),
+                                                      "validation": {k: info for k, (_, info) in self._validation.items()} or None,
+                                                      "package_version": __version__, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
             done = self.store.stored_keys()
             pending = [c for c in cells if c.key not in done]
             self._keep = {c.source.key for c in pending if c.kind == "transfer" and c.source is not None}
             self._keep |= {c.features_from.key for c in pending if c.features_from is not None}
             log.info("grid %s: %d cells, %d already stored, %d to run → %s", self.config.name, len(cells), len(cells) - len(pending), len(pending), self.out)
             failed: list[str] = []
+            eta = Eta([c.kind for c in pending], done=len(cells) - len(pending))
             with make_progress("cells", enabled=self.progress, style="bold cyan") as bar:
                 task = bar.add_task("grid", total=len(cells), completed=len(cells) - len(pending))
                 for cell in pending:
                     bar.update(task, description=f"grid: {cell.label}")
-                    if not self._run_cell(cell):
+                    started = time.perf_counter()
+                    ok = self._run_cell(cell)
+                    if not ok:
                         failed.append(cell.label)
+                    eta.finished(cell.kind, time.perf_counter() - started, timed=ok)
+                    log.info("grid %s: %s", self.config.name, eta.line())
                     bar.update(task, advance=1)
                 bar.update(task, description="grid")
         summary = BenchSummary(self.out, len(cells), len(cells) - len(pending), len(pending) - len(failed), failed)
@@ -135,7 +151,7 @@ class GridRunner:
         if noise not in self._datasets:
             c = self.config
             if 0.0 not in self._datasets:
-                clean = load_grid_dataset(c.data, root=c.data_root, limit=c.limit, test_limit=c.test_limit, seed=c.data_seed)
+                clean = self._held_out("grid", load_grid_dataset(c.data, root=c.data_root, limit=c.limit, test_limit=c.test_limit, seed=c.data_seed))
                 self._datasets[0.0] = (clean, np.zeros(0, dtype=np.int64))
             if noise:
                 noisy, flipped = with_label_noise(self._datasets[0.0][0], noise, seed=c.noise_seed)
@@ -147,8 +163,21 @@ class GridRunner:
     def transfer_dataset(self) -> Dataset:
         if self._transfer_dataset is None:
             t = self.config.transfer
-            self._transfer_dataset = load_grid_dataset(t.data, root=None, limit=t.limit, test_limit=t.test_limit, seed=self.config.data_seed)
+            self._transfer_dataset = self._held_out("transfer", load_grid_dataset(t.data, root=None, limit=t.limit, test_limit=t.test_limit,
+                                                                                   seed=self.config.data_seed))
         return self._transfer_dataset
+
+    def _held_out(self, which: str, dataset: Dataset) -> Dataset:
+        """``dataset`` less its validation split (kept in ``_validation[which]``, its indices stored); as is without one."""
+        c = self.config
+        if not c.validation:
+            return dataset
+        remaining, held, indices = carve_validation(dataset, c.validation, seed=c.data_seed)
+        path = self.store.validation_path(which, c.validation, c.data_seed)
+        atomic_save_npz(path, validation=indices, train=np.setdiff1d(np.arange(len(dataset)), indices))
+        self._validation[which] = (held, {"fraction": c.validation, "seed": c.data_seed, "n": len(held), "n_train": len(remaining),
+                                          "file": self.store.relative(path)})
+        return remaining
 
     def _noise_info(self, noise: float) -> dict[str, Any]:
         if not noise:
@@ -216,13 +245,18 @@ class GridRunner:
         run_dir = self.store.run_dir(cell.key)
         net = build_for(dataset, cell.model.name, cell.model.width, recipe.seed)
         reinitialised = load_backbone(net, init) if init is not None else []
+        init_digest = weights_digest(net)
         resume = (run_dir / CHECKPOINT).exists()
         if not resume:  # a fresh start: drop the epoch log of an earlier run whose checkpoint is gone
             (run_dir / EPOCH_LOG).unlink(missing_ok=True)
         result = train(net, dataset, recipe, out_dir=run_dir, resume=resume, progress=self.progress)
         if cell.key in self._keep:
             atomic_torch_save(self.store.model_path(cell.key), net.state_dict())
-        info = {"top1": result.top1, "top5": result.top5, "epochs": result.epochs, "n_train": len(dataset),
+        held, validation = self._validation.get("transfer" if cell.kind in ("transfer", "scratch") else "grid", (None, None))
+        val = evaluate(net, held, BatchTransform.for_dataset(dataset, augment=False), batch_size=recipe.eval_batch_size) if held is not None \
+            else {"top1": None, "top5": None}
+        info = {"top1": result.top1, "top5": result.top5, "val_top1": val["top1"], "val_top5": val["top5"], "validation": validation,
+                "eval_seed": recipe.seed, "init_digest": init_digest, "epochs": result.epochs, "n_train": len(dataset),
                 "train_s": round(sum(r["seconds"] for r in result.history), 3), "train": asdict(recipe),
                 "recipe": self.config.recipe_name, "run_dir": self.store.relative(run_dir)}
         if init is not None:
@@ -307,6 +341,15 @@ class GridRunner:
                      samples=self.config.analysis.tsne.samples, seed=cell.seed,
                      title=f"t-SNE of {cell.features_from.model.label} full-data features: {cell.method} keeps {100 * cell.ratio:.0f} % (seed {cell.seed})")
         return {"png": self.store.relative(png), "features_from": cell.features_from.label, "selection_dir": self.store.relative(folder)}
+
+
+def weights_digest(net: torch.nn.Module) -> str:
+    """The first 16 hex digits of sha256 over every tensor of ``net``'s state, in order: equal digests = equal weights."""
+    digest = hashlib.sha256()
+    for name, tensor in net.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def load_backbone(net: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:

@@ -16,6 +16,7 @@ cpu-full`` and a YAML file holding the same mapping run the same grid. A minimal
     method_params: {rl-selector: {recipe: cpu}}
     proxy: {width: 8, epochs: 4, batch_size: 64, record_epochs: [1, 2, 4]}   # optional
     label_noise: [0.0, 0.2]    # shares of training labels flipped (0 = clean)
+    validation: 0.1            # a seeded, class-stratified hold-out of the training set (optional)
     transfer: {data: mnist, limit: 10000, recipe: {base: cpu, epochs: 2}}    # optional
     analysis: {tsne: {method: rl-selector, ratio: 0.9}}                     # optional
 
@@ -112,7 +113,12 @@ class BenchConfig:
     limit: int | None = None
     test_limit: int | None = None
     data_seed: int = 0
-    """Seed of the ``limit``/``test_limit`` subsets: fixed, so every seed sees the same data."""
+    """Seed of the ``limit``/``test_limit`` subsets and of the validation split: fixed, so every seed sees the same data."""
+    validation: float | None = None
+    """Share of the training set (after ``limit``) held out, seeded by ``data_seed`` and class-stratified,
+    before selection: neither selection nor evaluation training sees it; every training cell records its
+    final-epoch accuracy on it beside the test accuracy, so defaults are chosen on it, never on the test
+    set. In (0, 0.5); None = no validation split."""
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     class_balanced: bool = False
     proxy: dict[str, Any] | None = None
@@ -224,6 +230,7 @@ def config_from_dict(spec: dict[str, Any], *, where: str = "grid") -> BenchConfi
         limit=_opt_int(spec.get("limit"), f"{where}: limit"),
         test_limit=_opt_int(spec.get("test_limit"), f"{where}: test_limit"),
         data_seed=_int(spec.get("data_seed", 0), f"{where}: data_seed"),
+        validation=_validation(spec.get("validation"), f"{where}: validation"),
         methods=methods,
         ratios=ratios,
         seeds=seeds,
@@ -243,6 +250,17 @@ def config_from_dict(spec: dict[str, Any], *, where: str = "grid") -> BenchConfi
     )
     config.proxy_config()  # validates the proxy mapping now
     return replace(config, analysis=_analysis(spec.get("analysis", {}), config, where))
+
+
+def restrict_methods(config: BenchConfig, names: list[str]) -> BenchConfig:
+    """The grid run for ``names`` only (``bench --only``): each must be a method of the grid; cells
+    keep their keys, so a restricted run and a full one share their results."""
+    unknown = [n for n in names if n not in config.methods]
+    if unknown or not names:
+        raise InputError(f"--only: {unknown or 'no method'} not among the grid's methods; give a comma-separated list of: "
+                         f"{', '.join(config.methods)}")
+    methods = tuple(m for m in config.methods if m in names)
+    return replace(config, methods=methods, method_params={k: v for k, v in config.method_params.items() if k in methods})
 
 
 def _recipe(value: Any, *, where: str) -> tuple[TrainConfig, str, str, int]:
@@ -424,6 +442,14 @@ def _opt_int(value: Any, where: str) -> int | None:
 def _ratio(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
         raise InputError(f"{where}: a ratio is the share of training samples to KEEP, in (0, 1]; got {value!r} (write 0.3 for 30 %)")
+    return float(value)
+
+
+def _validation(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) < 0.5:
+        raise InputError(f"{where}: the validation split is the share of the training set held out, in (0, 0.5); got {value!r} (write 0.1 for 10 %)")
     return float(value)
 
 

@@ -4,6 +4,12 @@ A cell's ``key`` hashes its defining content (data content and limits, label noi
 parameters with the defaults filled in, proxy recipe, ratio, seed, model, width, training recipe; a
 changed default is a new cell, never a stale one), so results of different grids can share a
 directory and a cell is never computed twice.
+
+Pairing: the evaluation seed of a training cell (its recipe's ``seed``: initial weights, batch order
+and augmentation stream) is the grid seed of the cell, whatever the method. So for a given ratio,
+seed and evaluation model every method's subset (and the full data) trains from the same initial
+weights with the same augmentation stream, and methods are compared in pairs matched by (ratio,
+seed, evaluation model).
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ def plan_cells(config: BenchConfig, data_fingerprint: str, transfer_fingerprint:
     """
     c = config
     data_id = {"data": c.data.partition(":")[0], "fingerprint": data_fingerprint, "limit": c.limit,
-               "test_limit": c.test_limit, "data_seed": c.data_seed}
+               "test_limit": c.test_limit, "data_seed": c.data_seed, **_validation_id(c)}
     recipe = lambda seed: asdict(replace(c.recipe, seed=seed))
     transfer_id = _transfer_id(c, transfer_fingerprint) if c.transfer is not None else None
     cells: list[Cell] = []
@@ -104,6 +110,11 @@ def selection_spec(config: BenchConfig, data_id: dict, noise_id: dict, method: s
             "params": params, "class_balanced": config.class_balanced, "proxy": config.proxy}
 
 
+def _validation_id(config: BenchConfig) -> dict[str, Any]:
+    """The validation split in a data identity; absent without one (the keys of grids without it are unchanged)."""
+    return {"validation": {"fraction": config.validation, "seed": config.data_seed}} if config.validation else {}
+
+
 def _transfer_models(config: BenchConfig) -> list[EvalModel]:
     t = config.transfer
     return [m for m in config.models if not t.models or m.name in t.models] if t else []
@@ -116,7 +127,7 @@ def _transfer_id(config: BenchConfig, fingerprint: str | None) -> dict[str, Any]
         raise ValueError("a grid with transfer needs the transfer dataset's fingerprint to plan its cells")
     t = config.transfer
     return {"data": t.data.partition(":")[0], "fingerprint": fingerprint, "limit": t.limit,
-            "test_limit": t.test_limit, "data_seed": config.data_seed}
+            "test_limit": t.test_limit, "data_seed": config.data_seed, **_validation_id(config)}
 
 
 def _transfer_cells(config: BenchConfig, source: Cell, transfer_id: dict[str, Any] | None) -> list[Cell]:

@@ -61,7 +61,7 @@ def table_html(table: Table) -> str:
         cells = []
         for c in table.columns:
             e = table.entry(row, c)
-            tip = f' title="n={e.n}; p vs {BASELINE} = {e.p:.3g}"' if e is not None and e.p is not None else ""
+            tip = f' title="n={e.n}; p vs {BASELINE} = {e.p:.3g} ({e.test} t-test)"' if e is not None and e.p is not None else ""
             cells.append(f"<td{tip}>{entry_text(table, row, c, bold=('<b>', '</b>'))}</td>")
         body.append(f"<tr{cls}><th>{escape(table.row_label(row))}</th>{''.join(cells)}</tr>")
     note = f'<p class="note">{escape(table.note)}</p>' if table.note else ""
@@ -70,11 +70,15 @@ def table_html(table: Table) -> str:
 
 
 def entry_text(table: Table, row: Any, column: Any, *, bold: tuple[str, str] = ("**", "**")) -> str:
-    """An entry as ``mean ± std`` (std only over several seeds), bold when best, ``*`` when significant."""
+    """An entry as ``mean ± std`` (std only over several seeds) or ``mean [low, high]`` when it holds
+    an interval; bold when best, ``*`` when significant; "–" when absent."""
     e = table.entry(row, column)
     if e is None:
         return "–"
-    text = table.fmt.format(e.mean) + (f" ± {table.fmt.format(e.std)}" if e.n > 1 else "")
+    if e.low is not None:
+        text = f"{table.fmt.format(e.mean)} [{table.fmt.format(e.low)}, {table.fmt.format(e.high)}]"
+    else:
+        text = table.fmt.format(e.mean) + (f" ± {table.fmt.format(e.std)}" if e.n > 1 else "")
     if e.best:
         text = f"{bold[0]}{text}{bold[1]}"
     if e.significant:

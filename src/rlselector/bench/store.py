@@ -12,6 +12,7 @@ Layout::
                                   log.jsonl, result.json; model.pt when a later cell reuses the weights
     features/<key>.npz            penultimate training features of a full-data model (analysis)
     noise/noise<p>-seed<s>.npz    the flipped training indices of a label-noise level
+    validation/<data>-<f>-seed<s>.npz  the validation split: held-out and remaining training indices
     cache/                        proxy runs shared by the score-based methods
     failed/<key>.txt              the traceback of a cell that failed (retried on the next run)
 
@@ -30,8 +31,8 @@ from ..io import atomic_write_json
 from .plan import ANALYSIS_KINDS, TRAINING_KINDS, Cell
 
 GRID_FILE = "grid.json"
-CELLS, ANALYSIS, SELECTIONS, RUNS, FEATURES, NOISE, CACHE, FAILED = (
-    "cells", "analysis", "selections", "runs", "features", "noise", "cache", "failed",
+CELLS, ANALYSIS, SELECTIONS, RUNS, FEATURES, NOISE, VALIDATION, CACHE, FAILED = (
+    "cells", "analysis", "selections", "runs", "features", "noise", "validation", "cache", "failed",
 )
 MODEL_FILE = "model.pt"
 COST_FILE = "cost.json"
@@ -80,6 +81,10 @@ class ResultStore:
 
     def noise_path(self, rate: float, seed: int) -> Path:
         return self.root / NOISE / f"noise{rate:g}-seed{seed}.npz"
+
+    def validation_path(self, data: str, fraction: float, seed: int) -> Path:
+        """The validation split of the grid's (``data="grid"``) or the transfer dataset (``"transfer"``)."""
+        return self.root / VALIDATION / f"{data}-{fraction:g}-seed{seed}.npz"
 
     def tsne_path(self, cell: Cell) -> Path:
         return self.root / ANALYSIS / f"{cell.label}-{cell.key}.png"

@@ -1,6 +1,7 @@
 """CG-Score: the complexity gap of a sample, from a Gram matrix, without training a model.
 
-Nohyun, Choi & Chung, "Data Valuation Without Training of a Model", ICLR 2023 (arXiv:2301.00930).
+Nohyun, Choi & Chung, "Data Valuation Without Training of a Model", ICLR 2023 (arXiv:2301.00930);
+the authors' ``calc_cg_score`` and ``pruning`` (their released CG-score code).
 
 For a two-layer ReLU network in the NTK regime, ``y^T (H^∞)^{-1} y`` bounds the generalisation error
 (Arora et al. 2019), with the arc-cosine Gram matrix of unit-norm inputs
@@ -14,29 +15,32 @@ The CG-score of sample i is how much that complexity drops when i is removed,
 (the right-hand side is the block-inverse identity: one inversion scores every sample of the Gram).
 Multi-class data is scored one class at a time against the rest: the class's samples have y = +1 and
 as many samples drawn from the other classes (``negatives`` × as many) have y = −1, as in the authors'
-code. High CG-score = a sample the others do not explain (rare, atypical or mislabelled); keep highest.
+code, on the raw rows scaled to unit norm. High CG-score = a sample the others do not explain (rare,
+atypical or mislabelled); ``pruning`` keeps the highest of each class (``per_class``).
 
 Approximation (documented): the exact score inverts one Gram per class, O(n_k³) time and O(n_k²)
 memory (50,000³ at CIFAR-10 per class, impossible on CPU). Here each class is cut into random chunks
 of ``chunk_size`` samples, each chunk is scored against its own random negatives, and the score is
 averaged over ``repeats`` independent random partitions: O(repeats · N · chunk_size²) time and
 O(chunk_size²) memory. The authors' code is already stochastic (random negatives, averaged over
-repetitions, their appendix A.2); cutting the positives into chunks is the added approximation, and it
-is exact when ``chunk_size`` exceeds the class size. ``center`` (default on) subtracts the mean feature before normalising: network
-features are non-negative after a ReLU, so all raw inner products are close to 1 and the Gram is
-nearly singular; the paper's inputs were mean-normalised pixels. A tiny ``ridge`` (1e-8, against a
-diagonal of 1/2) keeps H invertible when samples are exact duplicates: a duplicate with the same label
-then scores ≈ 0 (removing it changes nothing), one with a conflicting label scores very high.
+``rep_num`` repetitions, their appendix A.2); cutting the positives into chunks is the added
+approximation, and it is exact when ``chunk_size`` exceeds the class size. ``center`` (off, as the
+authors) subtracts the mean feature first: network features are non-negative after a ReLU, so raw
+inner products crowd near 1 and the Gram is nearly singular; the authors scored mean-normalised pixels.
+A tiny ``ridge`` (1e-8, against a diagonal of 1/2; the authors invert H as it is) keeps H invertible
+when samples are exact duplicates: a duplicate with the same label then scores ≈ 0 (removing it
+changes nothing), one with a conflicting label scores very high.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
 
-from ..selection.method import ScoreMethod, SelectionContext, param, policy_param, register_method
+from ..selection.method import MethodResult, ScoreMethod, SelectionContext, param, policy_param, register_method
 from ..progress import step_progress
 
 
@@ -70,7 +74,7 @@ def unit_rows(features: np.ndarray, mean: np.ndarray | None = None) -> np.ndarra
 @register_method
 class CGScore(ScoreMethod):
     name = "cgscore"
-    summary = "CG-Score: complexity gap of the NTK Gram bound when a sample is removed (chunked)"
+    summary = "CG-Score: complexity gap of the NTK Gram bound when a sample is removed (chunked); keep the highest per class"
     inputs = ("features",)
     reference = "Nohyun, Choi & Chung, Data Valuation Without Training of a Model, ICLR 2023"
     raw_score_name = "CG-score"
@@ -81,12 +85,17 @@ class CGScore(ScoreMethod):
                                      "square (8192, the most, makes 2 GiB Grams at negatives=1)", ge=1, le=8192)
         repeats: int = param(4, "independent random partitions into chunks; the score is their mean", ge=1)
         negatives: float = param(1.0, "samples of the other classes per chunk, as a multiple of the chunk (the authors' unbalance_ratio)", gt=0)
-        center: bool = param(True, "subtract the mean feature before normalising rows to unit norm")
+        center: bool = param(False, "subtract the mean feature before normalising rows to unit norm (the authors normalise the raw rows)")
         ridge: float = param(1e-8, "added to the Gram diagonal (diagonal 1/2) so exact duplicates keep it invertible", gt=0)
+        per_class: bool = param(True, "keep the highest of each class with proportional quotas, as the authors' pruning; False = the global top")
         policy: str = policy_param("keep-highest")
 
     def validate(self, ctx: SelectionContext) -> None:
         ctx.check_embeddings(self.name)
+
+    def run(self, ctx: SelectionContext) -> MethodResult:
+        # per-class ranking is the class-balanced policy: proportional quotas, each class's own top
+        return super().run(dataclasses.replace(ctx, class_balanced=ctx.class_balanced or self.params.per_class))
 
     def score(self, ctx: SelectionContext) -> np.ndarray:
         p = self.params

@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..recipes import RECIPES
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
 from ..selection.policies import apply_policy
-from ..selection.target import check_cover_inputs, target_recipe, train_target
+from ..selection.target import check_cover_inputs, target_description, target_recipe, train_target
 from ..train import forward_split
 
 @register_method
@@ -55,12 +55,12 @@ class CoverStatic(SelectionMethod):
         cache = ctx.cache
         # keyed by the data's fingerprint, the target model and the full recipe
         entry = cache.path("target-features", ctx.dataset, f"{named.name}-seed{ctx.seed}",
-                           [ctx.dataset.fingerprint, named.name, named.model, named.width, asdict(recipe)]) if cache else None
+                           [ctx.dataset.fingerprint, target_description(named, ctx.model, recipe.epochs), asdict(recipe)]) if cache else None
         stored = cache.load(entry) if cache else None
         if stored is not None:
             ctx.cost.reused_s = float(stored["seconds"])  # charged to the cost as if trained: this selection alone
             return stored["features"]
-        model, result = train_target(ctx.dataset, named, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress)
+        model, result = train_target(ctx.dataset, named, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress, factory=ctx.model)
         ctx.cost.target_s = result.seconds
         features, _ = forward_split(model, ctx.dataset.train, BatchTransform.for_dataset(ctx.dataset, augment=False))
         if cache:

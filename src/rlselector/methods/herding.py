@@ -9,8 +9,11 @@ With the class mean μ and the running sum S of the t samples already chosen, st
     argmin_x ‖(t + 1)·μ − (S + x)‖²      (the subset mean after adding x is closest to μ).
 
 On class-centred features (μ = 0) this is ``argmin_x 2·S·x + ‖x‖²``: one matrix-vector product per
-step, O(n·d) time and O(n) memory, never an n × n matrix (DeepCore recomputes a distance row over the
-remaining set each step; the result is the same). Ties go to the lower index.
+step, O(n·d) time and O(n) memory, never an n × n matrix. Ties go to the lower index. DeepCore's
+``herding.py`` computes the distance of every remaining x to ``(t + 1)·μ − S`` and takes the
+*argmax*, the sample farthest from that target, which pushes the subset mean away from μ: a slip
+against the herding rule (Welling; Chen, Welling & Smola), so its selections differ from these.
+DeepCore also herds over the whole set by default (``balance=False``); here ``per_class`` is on.
 
 The keep priority is the reverse selection order: the first pick of a class has the highest priority;
 with several classes, priorities are interleaved by the share of the class quota already used, so a

@@ -1,17 +1,18 @@
 """Moderate-DS: keep the samples of moderate distance to their class centre.
 
 Xia, Liu, Yu, Shen, Han & Liu, "Moderate Coreset: A Universal Method of Data Selection for Real-World
-Data-Efficient Deep Learning", ICLR 2023.
+Data-Efficient Deep Learning", ICLR 2023; released code github.com/tmllab/2023_ICLR_Moderate-DS
+(``selection.py``).
 
-Score: the Euclidean distance of each sample's features to the centre of its class. Policy: ``band``,
-keep the samples whose distance lies closest to the median distance (per class under
-``--class-balanced``, else around the global median).
+Score: the Euclidean distance of each sample's features to the centre of its class. Policy
+``rank-band``, as ``get_prune_idx``: sort the distances of the whole set and keep the middle ranks
+[N(½ − r/2), N(½ + r/2)) (per class under ``--class-balanced``; the released code ranks globally).
+``band`` instead keeps the samples whose distance lies closest to the median distance, which differs
+when the distances are skewed.
 
-The centre: the paper's text says the class *mean*, the released code (tmllab) takes the per-dimension
-class *median* (its issue #2). The default follows the code, which produced the paper's numbers;
-``center=mean`` gives the text's reading. The released code also keeps the band by rank (the middle
-``ratio`` of sorted distances); the ``band`` policy keeps it by value (closest to the median distance),
-which is the same on a symmetric distance distribution.
+The centre: the paper's text says the class *mean*, the released code takes the per-dimension class
+*median* (its issue #2). The default follows the code, which produced the paper's numbers;
+``center=mean`` gives the text's reading.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def class_centre_distances(features: np.ndarray, labels: np.ndarray, num_classes
 @register_method
 class ModerateDS(ScoreMethod):
     name = "moderate"
-    summary = "Moderate-DS: distance to the class centre, keep the band around the median distance"
+    summary = "Moderate-DS: distance to the class centre, keep the middle ranks around the median distance"
     inputs = ("features",)
     reference = "Xia et al., Moderate Coreset, ICLR 2023"
     raw_score_name = "distance to class centre"
@@ -49,7 +50,7 @@ class ModerateDS(ScoreMethod):
     @dataclass
     class Params:
         center: str = param("median", "class centre: 'median' (per-dimension, the released code) or 'mean' (the paper's text)", choices=CENTERS)
-        policy: str = policy_param("band")
+        policy: str = policy_param("rank-band")
 
     def validate(self, ctx: SelectionContext) -> None:
         ctx.check_embeddings(self.name)

@@ -44,8 +44,9 @@ from ..recipes import RECIPES
 from ..selection.format import MANIFEST
 from ..selection.policies import apply_policy, band_decision, lift_kept, policy_sample
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
+from ..selection.observe import Observer, ObservingMethod, batch_indices, batch_rows
 from ..selection.target import TARGET_DIR, check_cover_inputs, target_recipe, train_target
-from ..train import BatchContext, TrainHook, replay_features
+from ..train import replay_features
 from ..train.loop import CHECKPOINT
 
 VARIANTS = {
@@ -60,10 +61,17 @@ DECISIONS = ("threshold", "set-aware", "sample")
 """How the final kept set is read off the trained policy (see ``Params.decision``)."""
 
 
-class SelectorHook(TrainHook):
-    """The agent inside the training loop: feature bank, score vector, cover refresh, A2C steps."""
+class SelectorHook(Observer):
+    """The agent inside the training loop (the project's or the user's): feature bank, score vector,
+    cover refresh, A2C steps.
 
-    def __init__(self, labels: np.ndarray, ratio: float, agent_config: AgentConfig, *, seed: int, epochs: int, total_steps: int,
+    ``epochs``: the epochs the loop will run, when known (the cover after the last is skipped; None:
+    refreshed after every epoch). ``total_steps``: the minibatches of the agent's cosine schedule;
+    None: the epochs after the first at the minibatches counted in the first (a constant rate when
+    ``epochs`` is None too). The agent is created with the first cover (sized by the bank).
+    """
+
+    def __init__(self, labels: np.ndarray, ratio: float, agent_config: AgentConfig, *, seed: int, epochs: int | None, total_steps: int | None,
                  epsilon_rule: str, epsilon_quantile: float, set_aware: bool, reference_size: int, progress: bool) -> None:
         self.labels = torch.as_tensor(labels)
         self.ratio = ratio
@@ -85,28 +93,25 @@ class SelectorHook(TrainHook):
         """Ĉ of every sample for the current epoch; None until the bank is full (after epoch 1)."""
         self.history: list[dict[str, float]] = []
         self._reference_generator = torch.Generator().manual_seed(seed + 7)
+        self._begin_epoch()
+
+    def _begin_epoch(self) -> None:
         self._epoch_steps: list[StepStats] = []
-        self._epoch_start = 0.0
-        self._agent_seconds = 0.0
+        self._epoch_batches, self._agent_seconds, self._epoch_start = 0, 0.0, time.perf_counter()
 
-    # --- the loop's hook interface ---------------------------------------------------------------
-    def on_train_start(self, model, dataset) -> None:
-        if self.agent is None:
-            self.agent = SelectorAgent(model.feature_dim, self.ratio, self.agent_config, seed=self.seed, total_steps=self.total_steps)
-
+    # --- the loop's interface ---------------------------------------------------------------------
     def on_epoch_start(self, epoch: int, model) -> None:
-        self._epoch_steps, self._agent_seconds, self._epoch_start = [], 0.0, time.perf_counter()
+        self._begin_epoch()
 
-    def on_batch(self, batch: BatchContext) -> None:
-        self.observe(batch.indices, batch.features)
-
-    def on_epoch_end(self, epoch: int, model) -> dict[str, float]:
+    def end_epoch(self) -> dict[str, float]:
+        epoch = len(self.history)
         cover_start = time.perf_counter()
-        if epoch + 1 < self.epochs:  # the last epoch's cover would reward no further step
+        if self.epochs is None or epoch + 1 < self.epochs:  # the last epoch's cover would reward no further step
             self.refresh_cover()
         cover_seconds = time.perf_counter() - cover_start
         record = self._summary(epoch, cover_seconds, time.perf_counter() - self._epoch_start)
         self.history.append(record)
+        self._begin_epoch()
         return {f"agent_{key}": value for key, value in record.items() if key != "epoch"}
 
     def on_train_end(self, model) -> None:
@@ -136,9 +141,13 @@ class SelectorHook(TrainHook):
             self.refresh_cover()
 
     # --- the method ----------------------------------------------------------------------------------
-    def observe(self, indices: torch.Tensor, features: torch.Tensor) -> None:
+    def observe(self, indices: Any, *, features: Any = None, logits: Any = None, labels: Any = None, losses: Any = None) -> None:
         """One minibatch: bank its features; once a cover exists, act, store the actions, update."""
-        features = features.detach().float()
+        if features is None:
+            raise InputError("observe(): rl-selector acts on features: pass features= (the (B, d) penultimate features of the batch)")
+        indices = batch_indices(indices, len(self.labels))
+        features = batch_rows(features, "features", len(indices))
+        self._epoch_batches += 1
         if self.bank is None:
             self.bank = torch.zeros(len(self.labels), features.shape[1])
         self.bank[indices] = features
@@ -161,17 +170,27 @@ class SelectorHook(TrainHook):
 
     def refresh_cover(self) -> None:
         """Ĉ for the next epoch from the bank (per class, blockwise); set-aware counts kept neighbours only."""
+        agent = self._agent()
         eps = epsilon(self.bank, self.labels, rule=self.epsilon_rule, quantile=self.epsilon_quantile, seed=self.seed)
-        kept = self.natural_decisions() if self.set_aware and self.agent is not None else None
+        kept = self.natural_decisions() if self.set_aware else None
         result = cover(self.bank, self.labels, eps, kept=kept)
-        self.cover_hat = normalised_cover(result, self.ratio, self.agent.config.cover_signal)
+        self.cover_hat = normalised_cover(result, self.ratio, agent.config.cover_signal)
+
+    def _agent(self) -> SelectorAgent:
+        """The agent, created when first needed (the first cover), its schedule over ``total_steps``."""
+        if self.agent is None:
+            steps = self.total_steps
+            if steps is None and self.epochs is not None:
+                steps = max(1, self.epochs - 1) * self._epoch_batches
+            self.agent = SelectorAgent(self.bank.shape[1], self.ratio, self.agent_config, seed=self.seed, total_steps=steps)
+        return self.agent
 
     def natural_decisions(self) -> torch.Tensor:
         return self.final_scores() >= 0.5
 
     def final_scores(self) -> torch.Tensor:
         """The deterministic policy on the bank (the last features of every sample)."""
-        return self.agent.keep_scores(self.bank)
+        return self._agent().keep_scores(self.bank)
 
     def _summary(self, epoch: int, cover_seconds: float, epoch_seconds: float) -> dict[str, float]:
         steps = self._epoch_steps
@@ -199,7 +218,7 @@ class SelectorHook(TrainHook):
 
 
 @register_method
-class RLSelector(SelectionMethod):
+class RLSelector(SelectionMethod, ObservingMethod):
     name = "rl-selector"
     summary = "RL-Selector (ICCV 2025): an A2C agent learns redundancy (ε-sample cover) while a target network trains"
     inputs = ("target-training",)
@@ -271,10 +290,7 @@ class RLSelector(SelectionMethod):
         # or a fine-tuned run, whose bank and cover exist from the start; its schedule spans those steps.
         acting_epochs = recipe.epochs if ctx.features is not None or transfer else max(1, recipe.epochs - 1)
         steps = acting_epochs * math.ceil(len(ctx.dataset) / recipe.batch_size)
-        hook = SelectorHook(
-            ctx.labels, ctx.ratio, self.agent_config(), seed=ctx.seed, epochs=recipe.epochs, total_steps=steps, epsilon_rule=p.epsilon_rule,
-            epsilon_quantile=p.epsilon_quantile, set_aware=p.set_aware, reference_size=p.reference_size, progress=ctx.progress,
-        )
+        hook = self._hook(ctx, epochs=recipe.epochs, total_steps=steps)
         started = time.perf_counter()
         if ctx.features is not None:
             self._run_on_features(ctx, hook, recipe.epochs, recipe.batch_size)
@@ -284,6 +300,33 @@ class RLSelector(SelectionMethod):
                 model, state = self._initial_state(ctx, named)
                 hook.load_state_dict(state, ratio_changes=True)
             train_target(ctx.dataset, named, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress, hooks=[hook], model=model)
+        result = self.decide(ctx, hook, network={"model": named.model, "width": named.width})
+        result.info["wall_s"] = time.perf_counter() - started
+        return result
+
+    def observer(self, ctx: SelectionContext) -> SelectorHook:
+        """The agent for the user's own loop: ``epochs`` (the loop's epoch count, when known) spans its
+        schedule over the epochs after the first at the minibatches counted in the first."""
+        if self.params.init_from is not None:
+            raise InputError("rl-selector: init_from fine-tunes rlselector's own target network; in your own loop, train your model "
+                             "from where you like and drop init_from")
+        return self._hook(ctx, epochs=self.params.epochs, total_steps=None)
+
+    def _hook(self, ctx: SelectionContext, *, epochs: int | None, total_steps: int | None) -> SelectorHook:
+        p = self.params
+        return SelectorHook(
+            ctx.labels, ctx.ratio, self.agent_config(), seed=ctx.seed, epochs=epochs, total_steps=total_steps, epsilon_rule=p.epsilon_rule,
+            epsilon_quantile=p.epsilon_quantile, set_aware=p.set_aware, reference_size=p.reference_size, progress=ctx.progress,
+        )
+
+    def decide(self, ctx: SelectionContext, hook: SelectorHook, *, network: dict[str, Any] | None = None) -> MethodResult:
+        """The final decision from the trained policy on the bank. ``network``: the target network that
+        trained (model, width); None: the user's own, in their loop."""
+        p = self.params
+        if hook.bank is None:
+            raise InputError("rl-selector: no minibatch was observed; feed observe() while your model trains")
+        # on --features no network is trained: the agent's passes over the user's features are recorded instead
+        target = None if ctx.features is not None else {**(network or {"model": "user's own", "width": None}), "epochs": len(hook.history)}
         ctx.cost.agent_s = sum(r["seconds_agent"] for r in hook.history)
         ctx.cost.cover_s = sum(r["seconds_cover"] for r in hook.history)
         ctx.cost.target_s = sum(r["seconds_target"] for r in hook.history)
@@ -309,12 +352,10 @@ class RLSelector(SelectionMethod):
                 "band_enforced": enforced,
                 "decision": p.decision,
                 "agent": dataclasses.asdict(hook.agent.config),
-                # on --features no network is trained: the agent's passes over the user's features are recorded instead
-                "target": None if ctx.features is not None else {"model": named.model, "width": named.width, "epochs": recipe.epochs},
-                "agent_passes": recipe.epochs,
+                "target": target,
+                "agent_passes": len(hook.history),
                 "transfer_from": p.init_from,
                 "diagnostics": hook.history,
-                "wall_s": time.perf_counter() - started,
             },
         )
 
@@ -355,7 +396,6 @@ class RLSelector(SelectionMethod):
     def _run_on_features(self, ctx: SelectionContext, hook: SelectorHook, epochs: int, batch_size: int) -> None:
         """The same hooks replayed over fixed features: the bank is full from the start, so the agent acts at once."""
         features = torch.from_numpy(ctx.features)
-        hook.agent = SelectorAgent(features.shape[1], ctx.ratio, hook.agent_config, seed=ctx.seed, total_steps=hook.total_steps)
         hook.bank = features.clone()
         hook.refresh_cover()
         replay_features(features, ctx.labels, epochs=epochs, batch_size=batch_size, seed=ctx.seed, hooks=[hook],

@@ -12,7 +12,7 @@ the project's training loop feeds the very same object, because every observer i
   eval pass at the end of the epoch (it has the model and the images). In the user's loop it has
   neither: the **last training forward of each sample in that epoch** stands in (train mode,
   augmented batch, weights before that step's update; the record's ``meta`` says so).
-- :class:`FeatureBank` keeps the latest features of every sample, for the features-based methods.
+- :class:`FeatureRecorder` keeps the latest features of every sample, for the features-based methods.
 - A method that acts while the network trains (RL-Selector) is an :class:`ObservingMethod`: it hands
   out its own observer and decides from it when training ends.
 """
@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from ..bank import FeatureBank
 from ..data.transforms import BatchTransform
 from ..errors import InputError
 from ..train.evaluate import forward_split
@@ -95,29 +96,30 @@ class ObservingMethod(ABC):
 
 
 class LatestRows:
-    """The latest row written for each of ``n`` samples (float32, CPU)."""
+    """The latest row written for each of ``n`` samples, in a float32 :class:`~rlselector.bank.FeatureBank`
+    sized by the first rows written, with a note of which samples were written."""
 
     def __init__(self, n: int) -> None:
-        self.values: torch.Tensor | None = None
+        self.bank: FeatureBank | None = None
         self.written = torch.zeros(n, dtype=torch.bool)
 
     def put(self, index: torch.Tensor, rows: torch.Tensor) -> None:
-        if self.values is None:
-            self.values = torch.zeros(len(self.written), rows.shape[1])
-        elif rows.shape[1] != self.values.shape[1]:
-            raise InputError(f"observe(): rows of width {rows.shape[1]} after rows of width {self.values.shape[1]}; every batch must give the same width")
-        self.values[index] = rows
+        if self.bank is None:
+            self.bank = FeatureBank(len(self.written), rows.shape[1], dtype="float32")
+        elif rows.shape[1] != self.bank.d:
+            raise InputError(f"observe(): rows of width {rows.shape[1]} after rows of width {self.bank.d}; every batch must give the same width")
+        self.bank.update(index, rows)
         self.written[index] = True
 
     def array(self, what: str) -> np.ndarray:
-        """The rows as an (n, d) array; refused while a sample has none."""
-        if self.values is None or not bool(self.written.all()):
-            missing = int(torch.nonzero(~self.written)[0]) if self.values is not None else 0
+        """The rows as an (n, d) float32 array; refused while a sample has none."""
+        if self.bank is None or not bool(self.written.all()):
+            missing = int(torch.nonzero(~self.written)[0])
             raise InputError(f"{what}: sample {missing} was never observed; every training sample must pass through observe()")
-        return self.values.numpy().copy()
+        return self.bank.all().numpy()
 
 
-class FeatureBank(Observer):
+class FeatureRecorder(Observer):
     """The latest features of every sample: what the features-based methods read after a user's loop
     (the training forward's features: train mode, augmented batch)."""
 
@@ -206,7 +208,7 @@ class DynamicsRecorder(Observer):
         latest, epoch = self._latest, self._close()
         if latest is not None:
             self.logits[epoch] = latest[0].array(f"logits of epoch {epoch}")
-            if latest[1].values is not None:
+            if latest[1].bank is not None:
                 self.features[epoch] = latest[1].array(f"features of epoch {epoch}")
         return {}
 

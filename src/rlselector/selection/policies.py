@@ -87,6 +87,18 @@ def keep_median_band(scores: np.ndarray, k: int, rng: np.random.Generator) -> np
     return -np.abs(scores - np.median(scores))
 
 
+@register_policy("rank-band")
+def keep_middle_ranks(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Moderate-DS's released rule: sort the scores and keep the ``k`` middle ranks, from rank
+    ``round((n − k) / 2)`` on (the band [n(½ − r/2), n(½ + r/2)) of ``selection.py``, ``r = k/n``; ties
+    in score by index). Unlike ``band`` it ignores how far the values lie from the median."""
+    n = len(scores)
+    ranks = np.empty(n, dtype=np.float64)
+    ranks[np.argsort(np.asarray(scores, dtype=np.float64), kind="stable")] = np.arange(n)
+    centre = round((n - k) / 2) + (k - 1) / 2  # Python's round, as the released code
+    return -np.abs(ranks - centre)
+
+
 @register_policy("random")
 def keep_random(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return rng.random(len(scores))
@@ -113,6 +125,23 @@ def keep_stratified(scores: np.ndarray, k: int, rng: np.random.Generator, strata
         rest = np.setdiff1d(np.arange(n), kept)
         kept = np.concatenate([kept, rng.choice(rest, size=budget, replace=False)])
     return lift_kept(ranks01(scores), kept)
+
+
+def cutoff_rate(ratio: float) -> float:
+    """CCS's hard-cutoff rate β for a kept share ``ratio`` (the paper's CIFAR-10 settings, its README's
+    90 % run): 0 up to 50 % pruned, 0.1 up to 80 %, 0.3 beyond."""
+    pruned = 1.0 - ratio
+    if pruned <= 0.5 + 1e-9:
+        return 0.0
+    if pruned <= 0.8 + 1e-9:
+        return 0.1
+    return 0.3
+
+
+def lowest(values: np.ndarray, count: int) -> np.ndarray:
+    """Sorted indices of the ``count`` lowest values, ties to the lower index: the mislabel mask of
+    CCS and D2 (``mislabel_mask``: the lowest accumulated margins go first)."""
+    return np.sort(np.argsort(np.asarray(values, dtype=np.float64), kind="stable")[: max(int(count), 0)])
 
 
 def class_quotas(labels: np.ndarray, k: int, num_classes: int) -> np.ndarray:

@@ -4,14 +4,16 @@ EL2N, GraNd, forgetting, CCS, Glister and MoSo all read the same
 :class:`~rlselector.selection.dynamics.ProxyRecord`, produced once per (dataset fingerprint, model,
 recipe, seed) by :func:`run_proxy` with the project's one training loop and kept in the selection
 cache, or supplied by the user (``--dynamics FILE.npz``, read by
-:func:`~rlselector.selection.dynamics.load_dynamics`). The recording hook takes the per-sample
-dynamics from the training forward pass and logits/features from an eval pass at the chosen
-``record_epochs`` (see :mod:`rlselector.selection.dynamics` for what each field means).
+:func:`~rlselector.selection.dynamics.load_dynamics`). The recorder
+(:class:`~rlselector.selection.observe.DynamicsRecorder`, the same observer a user's own loop feeds)
+takes the per-sample dynamics from the training forward pass and logits/features from an eval pass
+at the chosen ``record_epochs`` (see :mod:`rlselector.selection.dynamics` for what each field means).
 
 The default proxy for a dataset (:func:`default_proxy_config`) is ResNet-18 at width 16 (width 8 for
 images of 8 px or less), SGD 0.1, cosine, batch 128, augmentation on; 10 epochs up to 10,000
 samples, 6 up to 100,000, 4 beyond (the proxy must stay a fraction of one target training); logits
-and features at an early epoch (≈ 20 % of training, for EL2N/GraNd), the middle and the last.
+and features at initialisation (epoch 0, for GraNd at initialisation), an early epoch (≈ 20 % of
+training, for EL2N/GraNd), the middle and the last.
 
 A cached run is one entry of :class:`~rlselector.selection.cache.ArtifactCache`; a run interrupted
 with a cache resumes from its per-epoch checkpoint in ``<entry>.run/``. Runs are also kept in memory

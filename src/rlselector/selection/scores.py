@@ -112,3 +112,11 @@ def forgetting_events(correct: np.ndarray) -> np.ndarray:
     events = forgetting_counts(correct).astype(np.float64)
     events[never_learned(correct)] = correct.shape[0]
     return events
+
+
+def accumulated_margin(prob_margin: np.ndarray) -> np.ndarray:
+    """The area under the margin as CCS and D2 compute it (``accumulated_margin`` of their
+    ``generate_importance_score.py``): per sample, the sum over the training epochs of
+    ``p_y − max_{k≠y} p_k`` from the training forward (``prob_margin``, E×N). Low = hard or
+    mislabeled. Pleiss et al. average logit margins instead; the ranking differs, not the idea."""
+    return np.asarray(prob_margin, dtype=np.float64).sum(axis=0)

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..data.base import Dataset
 from ..errors import InputError
+from ..models.user import ModelFactory, describe
 from ..recipes import Recipe, get_recipe
 from ..train import TrainConfig, TrainHook, TrainResult, build_for, train
 
@@ -40,6 +41,13 @@ def check_cover_inputs(method: str, dataset: Dataset) -> None:
         raise InputError(f"{method}: class(es) {small} have fewer than 2 training samples; ε-sample cover needs at least 2 per class")
 
 
+def target_description(named: Recipe, factory: ModelFactory | None, epochs: int) -> dict[str, object]:
+    """What a manifest records of the target network: the user's factory or the recipe's model."""
+    if factory is not None:
+        return {"model": f"user: {describe(factory)}", "epochs": epochs}
+    return {"model": named.model, "width": named.width, "epochs": epochs}
+
+
 def train_target(
     dataset: Dataset,
     named: Recipe,
@@ -50,9 +58,11 @@ def train_target(
     progress: bool,
     hooks: Sequence[TrainHook] = (),
     model: nn.Module | None = None,
+    factory: ModelFactory | None = None,
 ) -> tuple[nn.Module, TrainResult]:
-    """Train the target (a fresh one seeded from the recipe, or ``model``) on all of ``dataset``."""
-    net = model if model is not None else build_for(dataset, named.model, named.width, recipe.seed)
+    """Train the target on all of ``dataset``: ``model`` as given, else a fresh one seeded from the
+    recipe, built by the user's ``factory`` or as the recipe's registered model."""
+    net = model if model is not None else build_for(dataset, factory or named.model, named.width, recipe.seed)
     out = workdir / TARGET_DIR if workdir is not None else None
     result = train(net, dataset, recipe, hooks=hooks, out_dir=out, resume=resume, progress=progress, evaluate_test=False)
     return net, result

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from itertools import pairwise
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from .checkpoint import load_checkpoint, rng_state, set_rng_state
 from .distributed import DistributedContext
 from .evaluate import evaluate
 from .hooks import BatchContext, TrainHook
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..models.user import ModelFactory
 
 log = logging.getLogger(__name__)
 
@@ -440,21 +443,26 @@ def _rewrite_log(path: Path, history: list[dict]) -> None:
     atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in history).encode())
 
 
-def build_for(dataset: Dataset, model: str, width: int | None, seed: int) -> nn.Module:
-    """Seed everything, then build ``model`` shaped for ``dataset`` (channels, size, classes)."""
-    from ..models import MODELS, build_model
+def build_for(dataset: Dataset, model: "str | ModelFactory", width: int | None, seed: int) -> nn.Module:
+    """Seed everything, then build ``model`` shaped for ``dataset`` (channels, size, classes): a
+    registered name (with ``width``), or the user's factory (:mod:`rlselector.models.user`)."""
+    from ..models import MODELS, build_model, build_user_model
 
     height, width_px = dataset.image_shape
-    if model in MODELS and MODELS[model].square_only and height != width_px:
+    if isinstance(model, str) and model in MODELS and MODELS[model].square_only and height != width_px:
         raise InputError(f"model {model!r} needs square images but {dataset.name!r} has {height}x{width_px}; "
                          f"resize the data (e.g. folder:/path?size=N) or choose a CNN (resnet18, vgg16, densenet121)")
     seed_everything(seed)
-    return build_model(model, in_channels=dataset.in_channels, num_classes=dataset.num_classes, image_size=dataset.image_size, width=width)
+    shape = {"in_channels": dataset.in_channels, "num_classes": dataset.num_classes, "image_size": dataset.image_size}
+    if callable(model):
+        return build_user_model(model, **shape)
+    return build_model(model, **shape, width=width)
 
 
 def train_model(
-    dataset: Dataset, *, model: str, width: int | None, config: TrainConfig, **kwargs: Any
+    dataset: Dataset, *, model: "str | ModelFactory", width: int | None, config: TrainConfig, **kwargs: Any
 ) -> tuple[nn.Module, TrainResult]:
-    """Build a fresh ``model`` for ``dataset`` from ``config.seed`` and train it from scratch."""
+    """Build a fresh ``model`` (a registered name or the user's factory) for ``dataset`` from
+    ``config.seed`` and train it from scratch."""
     net = build_for(dataset, model, width, config.seed)
     return net, train(net, dataset, config, **kwargs)

@@ -1,0 +1,56 @@
+"""How long a grid has left: cells done and left, and the mean seconds per cell kind so far.
+
+A kind not timed yet is estimated at the mean over every cell timed so far. Kinds differ by an
+order of magnitude (a full-data cell trains on everything, an eval cell may compute its selection
+first), so one mean over all cells would mislead as the mix of pending kinds changes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+
+class Eta:
+    """Fed each finished cell's kind and seconds; :meth:`line` says where the grid stands."""
+
+    def __init__(self, pending_kinds: list[str], done: int) -> None:
+        self.left = Counter(pending_kinds)
+        self.done = done
+        self.seconds: dict[str, list[float]] = defaultdict(list)
+
+    def finished(self, kind: str, seconds: float, *, timed: bool = True) -> None:
+        """One cell of ``kind`` finished after ``seconds``; a failed cell (``timed=False``) counts as
+        done but its time does not enter the means."""
+        self.left[kind] -= 1
+        self.done += 1
+        if timed:
+            self.seconds[kind].append(seconds)
+
+    def mean(self, kind: str) -> float | None:
+        """Mean seconds of the ``kind`` cells timed so far; of every timed cell when none of ``kind`` is; None before any."""
+        times = self.seconds.get(kind) or [t for values in self.seconds.values() for t in values]
+        return sum(times) / len(times) if times else None
+
+    def seconds_left(self) -> float | None:
+        """Estimated seconds to finish the pending cells; None before any cell is timed."""
+        if not any(self.seconds.values()):
+            return None
+        return sum(n * self.mean(kind) for kind, n in self.left.items() if n > 0)
+
+    def line(self) -> str:
+        """``12 cells done, 28 left; s/cell: eval 35, full 60 → about 16 min left``."""
+        left = sum(n for n in self.left.values() if n > 0)
+        text = f"{self.done} cells done, {left} left"
+        remaining = self.seconds_left()
+        if remaining is None:
+            return text
+        means = ", ".join(f"{kind} {sum(t) / len(t):.0f}" for kind, t in sorted(self.seconds.items()) if t)
+        return f"{text}; s/cell: {means} → about {duration(remaining)} left"
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``16 min``, ``3 h 05 min``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
