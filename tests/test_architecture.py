@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "rlselector"
 LAYERS = {
     "cli": 7,
     "bench": 6,
-    "api": 5,
+    "api": 5, "loop": 5, "lightning": 5,
     "methods": 4,
     "selection": 3, "agent": 3, "recipes": 3,
     "cover": 2, "bank": 2, "train": 2,

@@ -216,8 +216,9 @@ def _hand_cell(method, ratio, seed, top1, kind="eval"):
 
 HAND = {
     ("random", 0.3): [80.0, 82.0, 84.0], ("el2n", 0.3): [86.0, 87.0, 88.0], ("rl-selector", 0.3): [90.0, 90.5, 91.0],
-    ("random", 0.5): [88.0, 89.0, 90.0], ("el2n", 0.5): [89.0, 90.0, 91.0], ("rl-selector", 0.5): [87.0, 88.0, 89.0],
+    ("random", 0.5): [88.0, 89.0, 90.0], ("el2n", 0.5): [89.0, 91.0, 90.0], ("rl-selector", 0.5): [87.0, 89.0, 88.0],
 }
+"""Seeds 0, 1, 2 of each (method, ratio): every method's pairs with random are matched by seed."""
 
 
 def test_report_tables_from_hand_made_cells(tmp_path):
@@ -238,15 +239,27 @@ def test_report_tables_from_hand_made_cells(tmp_path):
     assert "Runs ending inside the ±1-point band without enforcement: rl-selector: 4 of 6." in md
     table = md[md.index("#### test top-1"):].split("\n\n")[1]
     rows = {line.split("|")[1].strip(): [x.strip() for x in line.split("|")[2:-1]] for line in table.splitlines()[2:]}
-    # mean ± sample std by hand; best per column bold; * = Welch p < 0.05 against random
+    # mean ± sample std by hand; best per column bold; * = paired p < 0.05 against random
     assert rows["full-data"] == ["96.00 ± 1.00", "96.00 ± 1.00"]  # the reference row, in every column, never bold
     assert rows["random"] == ["82.00 ± 2.00", "89.00 ± 1.00"]
     assert rows["rl-selector"] == ["**90.50 ± 0.50** *", "88.00 ± 1.00"]
     assert rows["el2n"][1] == "**90.00 ± 1.00**"
     assert list(rows) == ["full-data", "rl-selector", "random", "el2n"]  # references, then the project's method order
-    # RL-Selector's standing in words: its mean against the best other mean, per column
+    # RL-Selector's standing in words: its mean against the best other mean, per column, with the bootstrap range of its
+    # rank: at 30 % it leads in every seed (always 1); at 50 % el2n leads it in every seed and random in seeds 0 and 2, a
+    # tie in seed 1, so a draw of seed 1 alone (chance 1/27 = 3.7 % > 2.5 %) ranks it 2
     assert ("rl-selector against the other methods (mean top-1, points): 30 %: 90.50, ahead of the best other (el2n, 87.00) "
-            "by 3.50, rank 1 of 3; 50 %: 88.00, behind el2n (90.00) by 2.00, rank 3 of 3.") in md
+            "by 3.50, rank 1 of 3 (95 % bootstrap range 1–1); 50 %: 88.00, behind el2n (90.00) by 2.00, rank 3 of 3 "
+            "(95 % bootstrap range 2–3).") in md
+    # paired differences from random: at 30 % el2n 6, 5, 4 → mean 5, s = 1, t(2) = 5 / (1/√3) = 8.66, CI 5 ± 4.303/√3 = [2.52, 7.48]
+    diffs = md[md.index("#### test top-1 minus random"):].split("\n\n")[1].splitlines()
+    assert diffs[2] == "| rl-selector | +8.50 [+4.77, +12.23] * | -1.00 [-3.48, +1.48] |"
+    assert diffs[3] == "| el2n | +5.00 [+2.52, +7.48] * | +1.00 [-1.48, +3.48] |"
+    assert ("Measured 95 % CI half-width of rl-selector − random (test top-1, points, paired over seeds, clean): "
+            "30 %: ±3.73 (n = 3); 50 %: ±2.48 (n = 3).") in md
+    # ranks at 50 %: random never beats el2n (differences -1, -2, 0) nor trails rl-selector (+1, 0, +2): 2, or 1 when only seed 2 is drawn
+    ranks = md[md.index("#### rank by mean test top-1"):].split("\n\n")[1].splitlines()
+    assert ranks[2:] == ["| rl-selector | 1 [1, 1] | 3 [2, 3] |", "| random | 3 [3, 3] | 2 [1, 2] |", "| el2n | 2 [2, 2] | 1 [1, 1] |"]
     summary = {(r["table"].split(": ", 1)[-1], r["method"], r["column"]): r for r in csv.DictReader(paths["summary_csv"].open())}
     for (method, ratio), values in HAND.items():
         row = summary[("test top-1 % by selection ratio", method, f"{100 * ratio:g} %")]
@@ -254,11 +267,11 @@ def test_report_tables_from_hand_made_cells(tmp_path):
         if method == "random":
             assert row["p_vs_random"] == ""
         else:
-            expected = stats.ttest_ind(values, HAND[("random", ratio)], equal_var=False).pvalue
-            assert float(row["p_vs_random"]) == pytest.approx(expected, rel=1e-5)
+            expected = stats.ttest_rel(values, HAND[("random", ratio)]).pvalue
+            assert float(row["p_vs_random"]) == pytest.approx(expected, rel=1e-5) and row["test"] == "paired"
             assert (row["significant"] == "True") == (expected < 0.05)
-    # el2n vs random at 30 %: t = 5 / sqrt(4/3 + 1/3) = 3.87, Welch df 2.94 → p ≈ 0.032 (significant); at 50 %: p ≈ 0.29 (not)
-    assert rows["el2n"][0] == "87.00 ± 1.00 *"
+    # el2n vs random at 30 %: paired t(2) = 8.66 → p = 0.0131 (significant); at 50 %: differences 1, 2, 0 → t = 1.73, p = 0.23 (not)
+    assert rows["el2n"] == ["87.00 ± 1.00 *", "**90.00 ± 1.00**"]
     assert "Welch" in paths["html"].read_text() and "<b>90.50 ± 0.50</b> *" in paths["html"].read_text()
 
 

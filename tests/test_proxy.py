@@ -49,12 +49,17 @@ def test_record_shapes_and_consistency(data, count_trainings):
     assert not cached and seconds > 0 and len(count_trainings) == 1
     assert record.loss.shape == (2, 60) and record.loss.dtype == np.float32
     assert record.correct.shape == (2, 60) and record.correct.dtype == bool
-    assert record.margin.shape == (2, 60)
+    assert record.margin.shape == (2, 60) and record.prob_margin.shape == (2, 60) and record.prob_margin.dtype == np.float32
     assert record.logit_epochs == [0, 2] and record.feature_epochs == [0, 2]
     assert record.logits_at(2).shape == (60, 10) and record.features_at().shape == (60, 64)
     np.testing.assert_array_equal(record.labels, data.train.label_array)
     # correct ⇔ the assigned logit beats every other one, in the same training forward
     np.testing.assert_array_equal(record.correct, record.margin > 0)
+    # the same margin in probabilities: same sign, within [-1, 1]
+    np.testing.assert_array_equal(record.prob_margin > 0, record.margin > 0)
+    assert np.abs(record.prob_margin).max() <= 1
+    # each epoch's learning rate: cosine over 2 epochs from 0.1 → 0.1, 0.05
+    np.testing.assert_allclose(record.lr, [0.1, 0.05])
     assert np.all(record.loss > 0)
     assert not record.loss.flags.writeable  # shared by every method: read-only
     assert record.meta["seed"] == 0 and record.meta["fingerprint"] == data.fingerprint
@@ -146,11 +151,11 @@ def _sized(n, image_size):
 
 def test_default_config_by_dataset_size():
     small = default_proxy_config(_sized(1437, 8))
-    assert (small.width, small.recipe.epochs, small.record_epochs) == (8, 10, (2, 5, 10))
+    assert (small.width, small.recipe.epochs, small.record_epochs) == (8, 10, (0, 2, 5, 10))
     mid = default_proxy_config(_sized(60_000, 28))
-    assert (mid.width, mid.recipe.epochs, mid.record_epochs) == (16, 6, (1, 3, 6))
+    assert (mid.width, mid.recipe.epochs, mid.record_epochs) == (16, 6, (0, 1, 3, 6))
     big = default_proxy_config(_sized(1_281_167, 32))
-    assert (big.width, big.recipe.epochs, big.record_epochs) == (16, 4, (1, 2, 4))
+    assert (big.width, big.recipe.epochs, big.record_epochs) == (16, 4, (0, 1, 2, 4))
 
 
 def test_early_epoch_and_proxy_seeds():
@@ -176,11 +181,15 @@ def _good(n=4, epochs=3):
 
 
 def test_good_user_dynamics_round_trip(tmp_path):
-    path = _save(tmp_path / "d.npz", **_good(), logits_2=np.zeros((4, 2), np.float32), labels=np.array([0, 1, 0, 1]))
+    prob_margin = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    path = _save(tmp_path / "d.npz", **_good(), logits_2=np.zeros((4, 2), np.float32), labels=np.array([0, 1, 0, 1]),
+                 prob_margin=prob_margin, lr=np.array([0.1, 0.05, 0.0]))
     record = load_dynamics(path, 4, labels=np.array([0, 1, 0, 1]), num_classes=2)
     assert record.epochs == 3 and record.logit_epochs == [2] and record.source == str(path)
     record.save(tmp_path / "again.npz")
-    assert load_dynamics(tmp_path / "again.npz", 4).logit_epochs == [2]
+    again = load_dynamics(tmp_path / "again.npz", 4)
+    assert again.logit_epochs == [2] and again.lr.tolist() == [0.1, 0.05, 0.0]
+    np.testing.assert_array_equal(again.prob_margin, prob_margin)
 
 
 @pytest.mark.parametrize(
@@ -196,6 +205,11 @@ def test_good_user_dynamics_round_trip(tmp_path):
         ({**_good(), "logits_1": np.zeros((4, 3))}, "logits_1", "3 columns"),
         ({**_good(), "features_1": np.zeros((4, 2), int)}, "features_1", "float"),
         ({**_good(), "margin": np.zeros((3, 5))}, "margin", "shape"),
+        ({**_good(), "prob_margin": np.zeros((2, 4))}, "prob_margin", "shape"),
+        ({**_good(), "prob_margin": np.full((3, 4), 1.5)}, "prob_margin", "[-1, 1]"),
+        ({**_good(), "lr": np.ones(2)}, "lr", "one learning rate per epoch"),
+        ({**_good(), "lr": np.array([0.1, -0.1, 0.1])}, "lr", "negative learning rate"),
+        ({**_good(), "lr": np.array([0.1, np.inf, 0.1])}, "lr", "NaN/inf"),
         ({**_good(), "labels": np.array([1, 1, 0, 1])}, "labels", "disagree"),
     ],
 )

@@ -9,7 +9,8 @@ True
 
 from .api import list_methods, select
 from .data import from_hf, from_torch, load_dataset
+from .loop import SelectionLoop
 from .selection import Selection, load_selection
 from .version import __version__
 
-__all__ = ["Selection", "__version__", "from_hf", "from_torch", "list_methods", "load_dataset", "load_selection", "select"]
+__all__ = ["Selection", "SelectionLoop", "__version__", "from_hf", "from_torch", "list_methods", "load_dataset", "load_selection", "select"]

@@ -85,9 +85,12 @@ def tsne_picture(
     samples: int,
     seed: int,
     title: str,
+    classes: tuple[str, ...] | list[str] = (),
 ) -> Path:
     """Two panels on one seeded t-SNE map (sklearn) of a sample of the training set: every point
-    coloured by class, then kept points coloured by class over pruned points in grey."""
+    coloured by class, then kept points coloured by class over pruned points in grey. With at most
+    20 classes a legend names each class's colour (``classes``: the names; default the class ids);
+    with more, colours repeat and the legend says so."""
     from sklearn.manifold import TSNE
 
     from .figures import pyplot
@@ -101,23 +104,33 @@ def tsne_picture(
     x = np.asarray(features[index], dtype=np.float32)
     emb = TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30.0, max(2.0, (len(index) - 1) / 3))).fit_transform(x)
     y, keep = labels[index], mask[index]
-    cmap = plt.get_cmap("tab10" if labels.max() < 10 else "tab20")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5), sharex=True, sharey=True)
-    axes[0].scatter(emb[:, 0], emb[:, 1], c=y, cmap=cmap, s=6, vmin=0, vmax=max(9, int(labels.max())))
+    count = max(len(classes), int(labels.max()) + 1)
+    names = list(classes) or [str(k) for k in range(count)]
+    palette = np.asarray(plt.get_cmap("tab10" if count <= 10 else "tab20").colors)
+    colour = palette[y % len(palette)]
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 5), sharex=True, sharey=True)
+    axes[0].scatter(emb[:, 0], emb[:, 1], c=colour, s=6)
     axes[0].set_title(f"all samples ({len(index):,} shown)")
     axes[1].scatter(emb[~keep, 0], emb[~keep, 1], c="lightgrey", s=6, marker="x", label=f"pruned ({int((~keep).sum()):,})")
-    axes[1].scatter(emb[keep, 0], emb[keep, 1], c=y[keep], cmap=cmap, s=6, vmin=0, vmax=max(9, int(labels.max())), label=f"kept ({int(keep.sum()):,})")
+    axes[1].scatter(emb[keep, 0], emb[keep, 1], c=colour[keep], s=6, label=f"kept ({int(keep.sum()):,})")
     axes[1].set_title("kept (colour = class) vs pruned (grey)")
     axes[1].legend(loc="lower right", markerscale=3, fontsize=8)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
+    if count <= len(palette):
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], marker="o", linestyle="none", color=palette[k], label=names[k]) for k in range(count)]
+        fig.legend(handles=handles, title="class", loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    else:
+        fig.text(1.0, 0.5, f"{count} classes:\ncolours repeat\nevery {len(palette)}", fontsize=8, va="center")
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     from ..io import atomic_write
 
-    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=90))
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=90, bbox_inches="tight"))
     plt.close(fig)
     return path

@@ -338,7 +338,7 @@ class GridRunner:
         dataset = self.dataset(cell.noise)
         png = self.store.tsne_path(cell)
         tsne_picture(self.features(cell.features_from), dataset.train.label_array, sel.indices, png,
-                     samples=self.config.analysis.tsne.samples, seed=cell.seed,
+                     samples=self.config.analysis.tsne.samples, seed=cell.seed, classes=dataset.classes,
                      title=f"t-SNE of {cell.features_from.model.label} full-data features: {cell.method} keeps {100 * cell.ratio:.0f} % (seed {cell.seed})")
         return {"png": self.store.relative(png), "features_from": cell.features_from.label, "selection_dir": self.store.relative(folder)}
 

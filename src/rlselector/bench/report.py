@@ -1,7 +1,9 @@
 """``rlselector report DIR``: one self-contained HTML page and Markdown/CSV tables of a results directory.
 
 Reads every stored cell (``cells/*.json``, ``analysis/*.json``) of a directory written by
-:func:`~rlselector.bench.run_bench` (finished or not) and writes, under ``DIR/report/``:
+:func:`~rlselector.bench.run_bench` (finished or not) and writes, under ``DIR/report/`` (the test
+accuracy) or ``DIR/report-validation/`` (``split="validation"``: the accuracy on the grid's
+validation split, the one to choose defaults on):
 
 - ``index.html``: every table and figure, figures embedded as base64 PNG (one file to mail or open);
 - ``report.md`` with the same tables, linking the PNGs in ``figures/``;
@@ -21,25 +23,28 @@ from typing import Any
 from ..errors import InputError
 from ..io import atomic_write_bytes
 from . import render
-from .sections import ReportBuilder
+from .sections import SPLITS, ReportBuilder
 from .store import CELLS, ResultStore
 
-REPORT_DIR = "report"
+REPORT_DIRS = {"test": "report", "validation": "report-validation"}
+"""The folder of the report of each split."""
 
 
-def write_report(results_dir: str | Path) -> dict[str, Path]:
+def write_report(results_dir: str | Path, *, split: str = "test") -> dict[str, Path]:
     """Write ``DIR/report/{index.html, report.md, summary.csv, cells.csv, per_class.csv}`` and the
-    figures; return kind → path."""
+    figures (``DIR/report-validation/`` for ``split="validation"``); return kind → path."""
+    if split not in SPLITS:
+        raise InputError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
     results = Path(results_dir)
     if not results.is_dir():
         raise InputError(f"{results}: not a directory; give the --out directory of 'rlselector bench'")
     records = ResultStore(results).records()
     if not records:
         raise InputError(f"{results}: no stored cells ({results / CELLS}/*.json); run 'rlselector bench --out {results}' first")
-    builder = ReportBuilder(results, records)
+    builder = ReportBuilder(results, records, split=split)
     builder.build()
     document = builder.document
-    out = results / REPORT_DIR
+    out = results / REPORT_DIRS[split]
     for figure in document.figures:
         atomic_write_bytes(out / "figures" / f"{figure.name}.png", figure.png)
     csvs = {
@@ -61,6 +66,7 @@ def _cell_row(record: dict[str, Any]) -> dict[str, Any]:
         "key": record["key"], "kind": record["kind"], "method": record.get("method"), "ratio": record.get("ratio"),
         "seed": record.get("seed"), "model": record.get("model"), "width": record.get("width"), "noise": float((record.get("noise") or {}).get("rate") or 0.0),
         "data": (record.get("data") or {}).get("name"), "top1": record.get("top1"), "top5": record.get("top5"),
+        "val_top1": record.get("val_top1"), "val_top5": record.get("val_top5"), "eval_seed": record.get("eval_seed"),
         "n_train": record.get("n_train"), "n_kept": sel.get("n_kept"), "ratio_achieved": sel.get("ratio_achieved"),
         "selection_s": sel.get("selection_s"), "proxy_s": sel.get("proxy_s"), "cost_s": sel.get("cost_s"),
         "train_s": record.get("train_s"), "dunn_selected": record.get("dunn_selected"), "dunn_full": record.get("dunn_full"),

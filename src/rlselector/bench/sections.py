@@ -1,14 +1,20 @@
 """The report's content: section by section, the tables, figures and text of a results directory's
 stored cells, assembled into a :class:`~rlselector.bench.document.Document`.
 
-Label-noise runs get their own sections, never mixed with clean ones. Every accuracy table states in
-words where ``FOCUS_METHOD`` stands against the best other method; a method's own diagnostics (the
-pictures and logs it left in its selection directory, the natural kept share its manifest states)
-close the report.
+Label-noise runs get their own sections, never mixed with clean ones. The accuracy shown is the
+test split's or the validation split's (``split``). Every accuracy table is followed by each
+method's paired difference from random with its 95 % CI, each method's rank with its bootstrap
+range, the measured CI half-width of ``FOCUS_METHOD`` − random, and a sentence on where
+``FOCUS_METHOD`` stands against the best other method; a one-seed setting says it has no
+uncertainty wherever it ranks. A method's own diagnostics (RL-Selector's per-epoch records as a
+plot and a table, the pictures and logs it left in its selection directory, the natural kept share
+its manifest states) close the report.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -19,11 +25,12 @@ import numpy as np
 
 from ..selection.format import MANIFEST
 from ..selection.policies import BAND
+from ..errors import InputError
 from .document import Block, Document, Figure, Heading, Pre, Text
-from .figures import accuracy_plot, cost_plot, per_class_plot
+from .figures import accuracy_plot, cost_plot, diagnostics_plot, per_class_plot
 from .grids import ALL_METHODS, TARGET_TRAINING_METHODS
 from .plan import FULL, SCRATCH
-from .stats import ALPHA, BASELINE, TEST_NAME, Table, build_table, percent
+from .stats import ALPHA, BASELINE, BOOTSTRAP_RESAMPLES, TEST_NAME, Table, build_table, difference_table, percent, rank_table
 from .store import GRID_FILE, read_json, resolve_inside
 
 FOCUS_METHOD = "rl-selector"
@@ -31,7 +38,15 @@ FOCUS_METHOD = "rl-selector"
 METHOD_ORDER = tuple(dict.fromkeys((FULL, FOCUS_METHOD, *TARGET_TRAINING_METHODS, BASELINE, *ALL_METHODS, SCRATCH)))
 """Row order: full data, the method in focus, the project's other target-training methods, the
 baseline, every other method by name, then the transfer reference."""
-DIAGNOSTIC_LOG_SUFFIXES = (".log", ".txt", ".jsonl", ".csv")
+SPLITS = {"test": ("top1", "top5"), "validation": ("val_top1", "val_top5")}
+"""The record fields of each split's top-1 and top-5 accuracy."""
+ONE_SEED = "one seed: no uncertainty"
+DIAGNOSTIC_LOG_SUFFIXES = (".log", ".txt")
+"""Plain-text logs shown as they are (their name must contain "diag")."""
+DIAGNOSTIC_RECORDS = "diagnostics.jsonl"
+"""Per-epoch records (RL-Selector's), shown as a plot and a table of the last epoch."""
+DIAGNOSTIC_COLUMNS = ("natural_ratio", "delta", "reward_ratio", "reward_cover", "actor_loss", "critic_loss", "explained_variance",
+                      "policy_std", "seconds_target", "seconds_cover", "seconds_agent")
 MAX_DIAGNOSTIC_BYTES = 4_000_000
 
 
@@ -39,9 +54,11 @@ class ReportBuilder:
     """Builds the report of ``records`` (the stored cells of ``results``) into ``document``; the
     kept-per-class rows of every selection are collected for per_class.csv."""
 
-    def __init__(self, results: Path, records: list[dict[str, Any]]) -> None:
+    def __init__(self, results: Path, records: list[dict[str, Any]], *, split: str = "test") -> None:
         self.results = results
         self.records = records
+        self.split = split
+        self.top1, self.top5 = SPLITS[split]
         self.document = Document()
         self.per_class_rows: list[dict[str, Any]] = []
 
@@ -51,12 +68,19 @@ class ReportBuilder:
     def build(self) -> None:
         grid_file = self._inside(self.results / GRID_FILE)
         grid = read_json(grid_file, fix=f"delete {grid_file}; the next run of the grid writes it again") if grid_file.exists() else {}
-        main = [r for r in self.records if r["kind"] in ("full", "eval") and r.get("top1") is not None]
-        self.add(Heading(1, f"Benchmark report: {grid.get('name', self.results.name)}"))
+        main = [r for r in self.records if r["kind"] in ("full", "eval") and r.get(self.top1) is not None]
+        if not main and self.split == "validation" and any(r["kind"] in ("full", "eval") for r in self.records):
+            raise InputError(f"{self.results}: no cell holds a validation accuracy; add 'validation: 0.1' to the grid and run it "
+                             f"again (new cells), or write the test report (--split test)")
+        self.add(Heading(1, f"Benchmark report: {grid.get('name', self.results.name)}" + (" (validation split)" if self.split == "validation" else "")))
         self.add(Text(self._overview(grid, main)))
+        seeds = sorted({r["seed"] for r in main})
+        if len(seeds) == 1:
+            self.add(Text(f"{ONE_SEED.capitalize()}: every entry is a single run (seed {seeds[0]}), so there is no standard "
+                          f"deviation, confidence interval, test or rank range; a difference or a rank below may be noise."))
         for noise in sorted({_noise(r) for r in self.records}):
             self._noise_section(noise, [r for r in main if _noise(r) == noise])
-        self._transfer_section([r for r in self.records if r["kind"] in ("transfer", "scratch") and r.get("top1") is not None])
+        self._transfer_section([r for r in self.records if r["kind"] in ("transfer", "scratch") and r.get(self.top1) is not None])
         self._analysis_section([r for r in self.records if r["kind"] in ("dunn", "tsne")])
         self._diagnostics_section(main)
 
@@ -66,14 +90,23 @@ class ReportBuilder:
             kinds[r["kind"]] += 1
         counts = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
         datasets = sorted({r["data"]["name"] for r in main if r.get("data")})
+        validation = next((r["validation"] for r in main if r.get("validation")), None)
+        split = (f"validation accuracy (%) on a seeded, class-stratified hold-out of {100 * validation['fraction']:g} % of the training "
+                 f"set ({validation['n']} samples, seed {validation['seed']}) that neither selection nor training saw: the split to "
+                 f"choose defaults on" if self.split == "validation" and validation else "test accuracy (%)")
         return (
             f"Results directory {self.results}; {len(self.records)} stored cells ({counts}); data: {', '.join(datasets) or '–'}. "
             f"Written {time.strftime('%Y-%m-%d %H:%M')}. "
-            f"Accuracy is the final epoch's test accuracy (%) of a model trained from scratch on the selected subset with one "
-            f"recipe for all methods. Entries are mean ± sample standard deviation (ddof = 1) over seeds; the best mean "
-            f"of each column is bold (reference rows do not compete); * marks a difference to random (either way) with p < {ALPHA} in {TEST_NAME}, which needs "
-            f"two seeds on each side (hover an entry for n and p; every p-value is in summary.csv). Selection cost is the "
-            f"method's own time plus the proxy training it needs (a shared proxy is charged to every method using it)."
+            f"Accuracy is the final epoch's {split} of a model trained from scratch on the selected subset with one "
+            f"recipe for all methods; for a given ratio, seed and evaluation model every method's subset trains with the same "
+            f"evaluation seed (initial weights, augmentation stream), so methods are compared in pairs matched by (ratio, seed, "
+            f"evaluation model). Entries are mean ± sample standard deviation (ddof = 1) over seeds; the best mean "
+            f"of each column is bold (reference rows do not compete); * marks a difference to random (either way) with p < {ALPHA} in {TEST_NAME} "
+            f"(hover an entry for n, p and the test; every p-value is in summary.csv). Each accuracy table is followed by the "
+            f"paired difference from random, mean [95 % CI] (Student t over the seed pairs), and by each method's rank [its 95 % "
+            f"range over {BOOTSTRAP_RESAMPLES} paired bootstrap draws of the seeds: whole seeds are drawn, so what a seed does to "
+            f"every method cancels; with 3 seeds the range is coarse and, like any bootstrap of few seeds, optimistic]. Selection "
+            f"cost is the method's own time plus the proxy training it needs (a shared proxy is charged to every method using it)."
         )
 
     def _noise_section(self, noise: float, records: list[dict[str, Any]]) -> None:
@@ -90,23 +123,27 @@ class ReportBuilder:
         settings = defaultdict(list)
         for r in records:
             settings[_setting(r)].append(r)
+        name = self.split
         for setting, rows in settings.items():
             title = f"{setting} ({tag})"
             self.add(Heading(3, title))
-            for metric in ("top1", "top5"):
-                table = self._table(rows, title=f"test {metric[:3]}-{metric[3:]} % by selection ratio", value=lambda r, m=metric: r.get(m),
-                                    column=lambda r: None if r["method"] == FULL else r["ratio"], reference=lambda r: r["method"] == FULL,
-                                    column_label=percent)
-                self.add(table)
-                if metric == "top1" and (standing := _standing(table, FOCUS_METHOD)):
-                    self.add(Text(standing))
+            ratio_column = lambda r: None if r["method"] == FULL else r["ratio"]
+            is_full = lambda r: r["method"] == FULL
+            top1 = self._table(rows, title=f"{name} top-1 % by selection ratio", value=lambda r: r.get(self.top1), column=ratio_column,
+                               reference=is_full, column_label=percent)
+            self.add(top1)
+            self._paired_tables(rows, name, tag, top1)
+            self.add(self._table(rows, title=f"{name} top-5 % by selection ratio", value=lambda r: r.get(self.top5), column=ratio_column,
+                                 reference=is_full, column_label=percent))
             evals = [r for r in rows if r["kind"] == "eval"]
             if evals:
                 methods = _ordered(r["method"] for r in evals)
-                self.add(Figure(f"accuracy-{_slug(title)}", accuracy_plot(rows, title, methods, FOCUS_METHOD),
-                                f"Test top-1 by method and selection ratio, mean ± std over seeds: {title}"))
-                self.add(Figure(f"cost-{_slug(title)}", cost_plot(evals, title, methods, FOCUS_METHOD),
-                                f"Selection cost vs accuracy (the paper's Fig. 4): {title}"))
+                label = f"{name} top-1 (%)"
+                self.add(Figure(f"accuracy-{_slug(title)}", accuracy_plot(rows, title, methods, FOCUS_METHOD, metric=self.top1, label=label),
+                                f"{name.capitalize()} top-1 by method and selection ratio, mean ± std over seeds: {title}"))
+                self.add(Figure(f"cost-{_slug(title)}", cost_plot(evals, title, methods, FOCUS_METHOD, metric=self.top1, label=label),
+                                f"Selection cost vs accuracy (the paper's Fig. 4): {title}. Costs under 0.01 s (random's) stand "
+                                f"left of the axis break, at ≈ 0 s"))
                 self.add(self._table(evals, title="selection cost (s)", mark_best=False, value=lambda r: r["selection"].get("cost_s"),
                                      column=lambda r: r["ratio"], column_label=percent, test=False, fmt="{:.1f}"))
                 self.add(self._table(evals, title="training time on the subset (s)", mark_best=False, value=lambda r: r.get("train_s"),
@@ -120,9 +157,35 @@ class ReportBuilder:
             self.add(Heading(3, f"Cross-architecture ({tag}): selected once, evaluated with each model"))
             for ratio in sorted({r["ratio"] for r in records if r["kind"] == "eval"}):
                 subset = [r for r in records if r["ratio"] == ratio or r["method"] == FULL]
-                self.add(self._table(subset, title=f"test top-1 % at {percent(ratio)} kept, by evaluation model ({tag})", value=lambda r: r.get("top1"),
+                self.add(self._table(subset, title=f"{name} top-1 % at {percent(ratio)} kept, by evaluation model ({tag})", value=lambda r: r.get(self.top1),
                                      column=lambda r: f"{r['model']} w{r['width']}", reference=lambda r: r["method"] == FULL))
         self._per_class(noise, [r for r in records if r["kind"] == "eval"], tag)
+
+    def _paired_tables(self, rows: list[dict[str, Any]], name: str, tag: str, top1: Table) -> None:
+        """After a top-1 table: the paired difference from random, the ranks with their bootstrap range,
+        the measured CI half-width of the focus method − random per ratio, and the focus method's standing."""
+        evals = [r for r in rows if r["kind"] == "eval"]
+        one_seed = len({r["seed"] for r in evals}) == 1
+        caveat = f" ({ONE_SEED})" if one_seed else ""
+        value, column = (lambda r: r.get(self.top1)), (lambda r: r["ratio"])
+        differences = difference_table(evals, title=f"{name} top-1 minus random (points), mean [95 % CI], paired over seeds{caveat}",
+                                       row=lambda r: r["method"], column=column, value=value, row_order=METHOD_ORDER, column_label=percent,
+                                       note="pairs: same ratio, seed and evaluation model, so the same evaluation seed; CI from "
+                                            "Student t with n − 1 degrees of freedom; * = p < 0.05 in the paired t-test")
+        if differences.rows:
+            self.add(differences)
+        ranks = rank_table(evals, title=f"rank by mean {name} top-1 [95 % paired-bootstrap range]{caveat}", row=lambda r: r["method"],
+                           column=column, value=value, row_order=METHOD_ORDER, column_label=percent,
+                           note="1 = best; over the seeds every method holds; ties share the better rank")
+        if ranks.rows:
+            self.add(ranks)
+        widths = [f"{percent(c)}: ±{e.high - e.mean:.2f} (n = {e.n})" for c in differences.columns
+                  if (e := differences.entry(FOCUS_METHOD, c)) is not None and e.high is not None]
+        if widths:
+            self.add(Text(f"Measured 95 % CI half-width of {FOCUS_METHOD} − {BASELINE} ({name} top-1, points, paired over seeds, {tag}): "
+                          + "; ".join(widths) + ". A difference smaller than this is not resolved by these seeds."))
+        if standing := _standing(top1, ranks, FOCUS_METHOD):
+            self.add(Text(standing))
 
     def _per_class(self, noise: float, evals: list[dict[str, Any]], tag: str) -> None:
         """Kept samples per class of each selection (the first seed; one row per selection)."""
@@ -162,9 +225,9 @@ class ReportBuilder:
         is_ref = lambda r: r["method"] in (FULL, SCRATCH)
         for noise, name in sorted({(_noise(r), model(r)) for r in transfers or scratch}):
             rows = [r for r in transfers if _noise(r) == noise and model(r) == name] + [r for r in scratch if model(r) == name]
-            self.add(self._table(rows, title=f"fine-tuned test top-1 % on {', '.join(transfer_datasets)} by pre-training subset ratio: {name}"
+            self.add(self._table(rows, title=f"fine-tuned {self.split} top-1 % on {', '.join(transfer_datasets)} by pre-training subset ratio: {name}"
                                  + (f" (source labels {100 * noise:g} % noisy)" if noise else ""),
-                                 value=lambda r: r.get("top1"), column=lambda r: None if is_ref(r) else r["ratio"], reference=is_ref,
+                                 value=lambda r: r.get(self.top1), column=lambda r: None if is_ref(r) else r["ratio"], reference=is_ref,
                                  column_label=percent))
 
     def _analysis_section(self, records: list[dict[str, Any]]) -> None:
@@ -194,8 +257,12 @@ class ReportBuilder:
                                  f"t-SNE of {r['features_from']} features: {r['method']} at {percent(r['ratio'])}, seed {r['seed']} (kept coloured by class, pruned grey)"))
 
     def _diagnostics_section(self, main: list[dict[str, Any]]) -> None:
-        """Pictures and logs a method left in its selection directory (RL-Selector's training curves, ...)."""
-        found = []
+        """What methods left in their selection directories (first seed): RL-Selector's per-epoch
+        records as a plot and a table of the last epoch, pictures, plain-text logs."""
+        found: list[Block] = []
+        histories: dict[str, list[dict[str, Any]]] = {}
+        targets: dict[str, float] = {}
+        unreadable = 0
         seen = set()
         for r in sorted((r for r in main if r["kind"] == "eval"), key=lambda r: (_order_key(r["method"]), r["ratio"], r["seed"])):
             folder = self.results / r["selection"]["dir"]
@@ -205,19 +272,36 @@ class ReportBuilder:
             first_seed = min(x["seed"] for x in main if x["kind"] == "eval" and x["method"] == r["method"] and x["ratio"] == r["ratio"])
             if r["seed"] != first_seed:
                 continue
+            label = f"{r['method']} at {percent(r['ratio'])}, seed {r['seed']}{' noise ' + str(_noise(r)) if _noise(r) else ''}"
             for path in sorted(folder.rglob("*")):
                 self._inside(path)
                 if not path.is_file() or path.stat().st_size > MAX_DIAGNOSTIC_BYTES:
                     continue
-                name = f"{r['method']} at {percent(r['ratio'])}, seed {r['seed']}{' noise ' + str(_noise(r)) if _noise(r) else ''}: {path.relative_to(folder)}"
+                name = f"{label}: {path.relative_to(folder)}"
                 if path.suffix == ".png":
                     found.append(Figure(f"diag-{_slug(r['selection']['dir'])}-{_slug(path.stem)}", path.read_bytes(), name))
+                elif path.name == DIAGNOSTIC_RECORDS:
+                    history, bad = _json_lines(path)
+                    unreadable += bad
+                    if history:
+                        histories[label], targets[label] = history, r["ratio"]
                 elif path.suffix in DIAGNOSTIC_LOG_SUFFIXES and "diag" in path.name.lower():
                     lines = path.read_text(errors="replace").splitlines()
                     found.append(Pre(name, "\n".join((["..."] if len(lines) > 40 else []) + lines[-40:])))
         natural = self._natural_ratios(main)
-        if found or natural:
+        if found or natural or histories:
             self.add(Heading(2, "Method diagnostics (from the selection directories, first seed)"))
+        if histories:
+            self.add(Figure("diag-rl-selector-epochs", diagnostics_plot(histories, targets),
+                            f"RL-Selector's training by epoch ({DIAGNOSTIC_RECORDS} of each selection, first seed; dotted: the target ratio)"))
+            last = [{"selection": label, "column": i, "value": history[-1].get(key)}
+                    for label, history in histories.items() for i, key in enumerate(DIAGNOSTIC_COLUMNS)]
+            self.add(build_table(last, title="RL-Selector at its last epoch (– = not recorded)", row=lambda x: x["selection"],
+                                 column=lambda x: x["column"], value=lambda x: _finite(x["value"]), pair=lambda x: None,
+                                 row_name="selection", row_order=list(histories), test=False, mark_best=False, fmt="{:.3g}",
+                                 column_label=lambda i: DIAGNOSTIC_COLUMNS[i].replace("_", " ")))
+            if unreadable:
+                self.add(Text(f"{unreadable} line(s) of {DIAGNOSTIC_RECORDS} were not JSON objects and are left out."))
         if natural:
             self.add(self._table(natural, title="natural kept share before band enforcement", mark_best=False, test=False,
                                  value=lambda r: r["natural_ratio"], column=lambda r: r["ratio"], column_label=percent, fmt="{:.3f}"))
@@ -258,8 +342,9 @@ class ReportBuilder:
 # --------------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------------
-def _standing(table: Table, focus: str) -> str:
-    """``focus`` against the best other method of each column, in points of mean accuracy."""
+def _standing(table: Table, ranks: Table, focus: str) -> str:
+    """``focus`` against the best other method of each column, in points of mean accuracy, with its
+    rank and the rank's bootstrap range (or the one-seed caveat)."""
     parts = []
     for column in table.columns:
         ours = table.entry(focus, column) if focus in table.rows else None
@@ -268,12 +353,40 @@ def _standing(table: Table, focus: str) -> str:
         if ours is None or not others:
             continue
         best = max(others, key=lambda row: others[row].mean)
-        rank = 1 + sum(e.mean > ours.mean for e in others.values())
         gap = ours.mean - others[best].mean
         verdict = f"ahead of the best other ({best}, {others[best].mean:.2f}) by {gap:.2f}" if gap >= 0 else \
             f"behind {best} ({others[best].mean:.2f}) by {-gap:.2f}"
-        parts.append(f"{table.column_label(column)}: {ours.mean:.2f}, {verdict}, rank {rank} of {len(others) + 1}")
+        rank = ranks.entry(focus, column)
+        if rank is None:
+            place = f"rank {1 + sum(e.mean > ours.mean for e in others.values())} of {len(others) + 1}"
+        else:
+            place = f"rank {rank.mean:.0f} of {len(others) + 1}"
+        place += f" ({ONE_SEED})" if ours.n == 1 else "" if rank is None or rank.low is None else \
+            f" (95 % bootstrap range {rank.low:.0f}–{rank.high:.0f})"
+        parts.append(f"{table.column_label(column)}: {ours.mean:.2f}, {verdict}, {place}")
     return f"{focus} against the other methods (mean top-1, points): " + "; ".join(parts) + "." if parts else ""
+
+
+def _json_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The JSON objects of a JSON-lines file (NaN read as a float), and how many lines were not one."""
+    records, bad = [], 0
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad += 1
+    return records, bad
+
+
+def _finite(value: Any) -> float | None:
+    """A finite number as a float; None (shown "–") for NaN, infinities, text or absence."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
 
 def _noise(record: dict[str, Any]) -> float:

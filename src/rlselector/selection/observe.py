@@ -139,6 +139,14 @@ class FeatureRecorder(Observer):
         """(N, d) float32: each sample's latest features."""
         return self.rows.array("features")
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": None if self.rows.bank is None else self.rows.bank.all(), "written": self.rows.written.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows = LatestRows(len(state["written"]))
+        if state["rows"] is not None:
+            self.rows.put(torch.nonzero(state["written"])[:, 0], state["rows"][state["written"]])
+
 
 _SUMS = ("loss_sum", "margin_sum", "prob_margin_sum", "correct_sum", "seen")
 """The recorder's per-(epoch, sample) accumulators."""
