@@ -61,6 +61,19 @@ def test_per_class_eps_and_float32_input(grid_data):
     assert np.array_equal(got.numpy(), expected)
 
 
+def test_half_precision_input_counts_as_its_values_in_float64():
+    # Features keep their dtype until one class is widened: a float16 tensor (a bank's storage) gives
+    # the cover of the same values in float64, not of a lossy intermediate.
+    generator = torch.Generator().manual_seed(4)
+    half = (3.0 * torch.randn(200, 12, generator=generator)).half()
+    labels = torch.arange(200) % 3
+    eps = epsilon(half, labels, quantile=0.05)
+    assert eps == epsilon(half.double(), labels, quantile=0.05)
+    got, expected = cover(half, labels, eps), cover(half.double(), labels, eps)
+    assert torch.equal(got.degree, expected.degree) and torch.equal(got.nn_distance, expected.nn_distance)
+    assert float(got.degree.mean()) > 0
+
+
 @pytest.mark.parametrize("block_size", [1, 3, 7, 16, 1000])
 def test_blocked_equals_unblocked(block_size):
     generator = torch.Generator().manual_seed(1)

@@ -57,10 +57,13 @@ SAMPLE_PAIRS = 1_000_000
 √(q(1 − q)/pairs), ≈ 1 % of q at q = 0.01."""
 
 MIN_PROBE = 8
-PROBE_FACTOR = 4.0
-"""Adaptive IVF probing: nprobe = max(MIN_PROBE, ⌈PROBE_FACTOR · p̂ · nlist⌉), p̂ the share of sampled
-pairs within ε. An ε-ball holds about p̂ · n_k samples, i.e. p̂ · nlist cells' worth; probing a few
-times that many found ≥ 0.999 of the neighbours from 20,000 to 1,000,000 samples (``BENCHMARKS.md``)."""
+CALIBRATION_QUERIES = 256
+"""Calibrated IVF probing: nprobe starts at ``MIN_PROBE`` and doubles until the range search finds
+``IVFSettings.target_recall`` of the exact ε-neighbours of ``CALIBRATION_QUERIES`` seeded queries
+(their exact counts cost 256 · n_k · d). How many cells an ε-ball spans depends on the data (its
+intrinsic dimension, how ε compares with the cell size), so no fixed nprobe holds: on the same
+synthetic features 16 of 142 lists found 95 % at 20,000 samples, while 8 of 224 found 58 % at 50,000
+(``BENCHMARKS.md``, "Cover at scale")."""
 
 TRAIN_PER_LIST = 64
 """k-means training points per IVF list (faiss subsamples to this many, seeded)."""
@@ -73,12 +76,21 @@ class IVFSettings:
     nlist: int | None = None
     """Inverted lists (k-means cells); None: ⌈√(kept samples)⌉."""
     nprobe: int | None = None
-    """Cells scanned per query; None: adaptive (``MIN_PROBE``, ``PROBE_FACTOR``)."""
+    """Cells scanned per query; None: calibrated to ``target_recall`` (see ``CALIBRATION_QUERIES``)."""
+    target_recall: float = 0.95
+    """Share of the exact ε-neighbours the calibrated nprobe must find on the calibration queries."""
     gpu: int | None = None
     """GPU device of the coarse quantizer (``faiss.index_cpu_to_gpu``; needs a GPU build of faiss,
     untested here). The range scan stays on the CPU: faiss implements range search for CPU indexes only."""
     seed: int = 0
-    """Seeds the k-means training sample and the pair sample behind the adaptive nprobe."""
+    """Seeds the k-means training sample, the pair sample and the calibration queries."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target_recall <= 1.0:
+            raise InputError(f"IVFSettings: target_recall must lie in (0, 1], got {self.target_recall}")
+        for name in ("nlist", "nprobe"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise InputError(f"IVFSettings: {name} must be ≥ 1 or None, got {getattr(self, name)}")
 
 DEFAULT_BLOCK_SIZE = 1024
 """Rows of a distance block (at most; see ``BLOCK_VALUES``); tiles of the ε pass are block × block."""
@@ -430,8 +442,26 @@ def _ivf_build(faiss: Any, base: torch.Tensor, eps: float, settings: IVFSettings
     index.add(base.numpy())
     generator = torch.Generator().manual_seed(settings.seed)
     share = float((_sampled_squared_pair_distances(base, 100_000, generator) <= eps * eps).double().mean())
-    index.nprobe = min(nlist, settings.nprobe or max(MIN_PROBE, math.ceil(PROBE_FACTOR * share * nlist)))
+    index.nprobe = min(nlist, settings.nprobe or _calibrated_nprobe(index, base, eps, settings.target_recall, generator))
     return index, share
+
+
+def _calibrated_nprobe(index: Any, base: torch.Tensor, eps: float, target: float, generator: torch.Generator) -> int:
+    """The smallest of MIN_PROBE, 2·MIN_PROBE, … (or all lists) whose range search finds ``target`` of
+    the exact ε-neighbours of a seeded sample of indexed rows."""
+    queries = torch.randperm(len(base), generator=generator)[:CALIBRATION_QUERIES]
+    chosen = base[queries].to(torch.float64)
+    exact = sum(
+        (torch.cdist(chosen, part.to(torch.float64)) <= eps).sum(1) for part in base.split(max(1, BLOCK_VALUES // max(len(chosen), base.shape[1])))
+    ) - 1  # each query finds itself
+    nprobe = MIN_PROBE
+    while nprobe < index.nlist and int(exact.sum()) > 0:
+        index.nprobe = nprobe
+        found, _, _ = _ivf_range_block(index, base[queries], queries, eps)
+        if float(torch.minimum(found, exact.to(torch.float64)).sum()) >= target * int(exact.sum()):
+            break
+        nprobe *= 2
+    return min(nprobe, index.nlist)
 
 
 def _ivf_range_block(

@@ -111,16 +111,18 @@ def tsne_picture(
     fig, axes = plt.subplots(1, 2, figsize=(12.5, 5), sharex=True, sharey=True)
     axes[0].scatter(emb[:, 0], emb[:, 1], c=colour, s=6)
     axes[0].set_title(f"all samples ({len(index):,} shown)")
-    axes[1].scatter(emb[~keep, 0], emb[~keep, 1], c="lightgrey", s=6, marker="x", label=f"pruned ({int((~keep).sum()):,})")
-    axes[1].scatter(emb[keep, 0], emb[keep, 1], c=colour[keep], s=6, label=f"kept ({int(keep.sum()):,})")
+    from matplotlib.lines import Line2D
+
+    axes[1].scatter(emb[~keep, 0], emb[~keep, 1], c="lightgrey", s=6, marker="x")
+    axes[1].scatter(emb[keep, 0], emb[keep, 1], c=colour[keep], s=6)
     axes[1].set_title("kept (colour = class) vs pruned (grey)")
-    axes[1].legend(loc="lower right", markerscale=3, fontsize=8)
+    axes[1].legend(handles=[Line2D([], [], marker="x", linestyle="none", color="darkgrey", label=f"pruned ({int((~keep).sum()):,})"),
+                            Line2D([], [], marker="o", linestyle="none", color="dimgrey", label=f"kept ({int(keep.sum()):,}), colour = class")],
+                   loc="lower right", fontsize=8)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
     if count <= len(palette):
-        from matplotlib.lines import Line2D
-
         handles = [Line2D([], [], marker="o", linestyle="none", color=palette[k], label=names[k]) for k in range(count)]
         fig.legend(handles=handles, title="class", loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     else:

@@ -25,8 +25,8 @@ def pyplot():
     return plt
 
 
-MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "h", "*", "p", "d", "H", "8")
-"""Markers of the methods other than the focus and the baseline, in turn (with colours, no two alike)."""
+MARKERS = ("^", "v", "D", "P", "X", "<", ">", "h", "*", "p", "d", "H", "8")
+"""Markers of the methods other than the focus (o) and the baseline (s), in turn (with colours, no two alike)."""
 NEGLIGIBLE_COST_S = 0.01
 """Selection costs below this are drawn in a strip labelled "≈ 0 s" left of the log axis, not on it."""
 
@@ -40,7 +40,8 @@ def _style(method: str, methods: list[str], focus: str) -> dict[str, Any]:
     if method not in others:
         return {"color": "grey", "marker": ".", "linewidth": 1.2}
     index = others.index(method)
-    return {"color": pyplot().get_cmap("tab20")(index % 20 / 20), "marker": MARKERS[index % len(MARKERS)], "linewidth": 1.2}
+    shade = (2 * index) % 20 + (index // 10) % 2  # the ten strong tab20 colours first, then their light partners
+    return {"color": pyplot().get_cmap("tab20")(shade), "marker": MARKERS[index % len(MARKERS)], "linewidth": 1.2}
 
 
 def _png(fig) -> bytes:
@@ -100,6 +101,8 @@ def cost_plot(evals: list[dict[str, Any]], title: str, methods: list[str], focus
     ``NEGLIGIBLE_COST_S`` (random's, a few milliseconds) cannot sit on it honestly, so they stand in
     a strip of their own left of an axis break, labelled "≈ 0 s".
     """
+    from matplotlib import ticker
+
     plt = pyplot()
     ratios = sorted({r["ratio"] for r in evals})
     fig = plt.figure(figsize=(min(max(4.4 * len(ratios), 6), 16), 4.6))
@@ -126,8 +129,12 @@ def cost_plot(evals: list[dict[str, Any]], title: str, methods: list[str], focus
         strip.set_xticks([0], ["≈ 0 s"], fontsize=8)
         strip.set_xlabel(f"< {NEGLIGIBLE_COST_S:g} s", fontsize=7)
         ax.set_xscale("log")
+        ax.margins(x=0.12, y=0.08)
         if not any(p[1] >= NEGLIGIBLE_COST_S for p in points):
             ax.set_xlim(0.1, 10)
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel("selection cost (s, log)")
         ax.set_title(f"{percent(ratio)} kept", fontsize=9)
         _axis_break(strip, ax)
@@ -136,7 +143,7 @@ def cost_plot(evals: list[dict[str, Any]], title: str, methods: list[str], focus
         if index == 0:
             strip.set_ylabel(label)
     fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(0.91, 0.5), fontsize=8, frameon=False)
-    fig.subplots_adjust(right=0.9)
+    fig.subplots_adjust(right=0.9, top=0.82)
     fig.suptitle(f"{title}\nmean ± std over seeds; costs below {NEGLIGIBLE_COST_S:g} s in the strip left of the break", fontsize=9)
     return _png(fig)
 
@@ -156,7 +163,7 @@ def diagnostics_plot(histories: dict[str, list[dict[str, float]]], targets: dict
     records of its ``diagnostics.jsonl``): the natural kept share against its target (dashed), the
     two reward terms, the policy's spread. Missing values leave gaps."""
     plt = pyplot()
-    panels = [("natural kept share (dashed: target)", ("natural_ratio",)), ("reward terms (ratio —, cover --)", ("reward_ratio", "reward_cover")),
+    panels = [("natural kept share (dotted: target)", ("natural_ratio",)), ("reward terms (ratio —, cover --)", ("reward_ratio", "reward_cover")),
               ("policy std", ("policy_std",))]
     fig, axes = plt.subplots(1, len(panels), figsize=(13, 3.6))
     colours = pyplot().get_cmap("tab10")
@@ -168,9 +175,12 @@ def diagnostics_plot(histories: dict[str, list[dict[str, float]]], targets: dict
                 ax.plot(epochs, [_number(r.get(key)) for r in history], line, marker="o", markersize=3, color=colour,
                         label=label if key == keys[0] else None)
         axes[0].axhline(targets[label], color=colour, linestyle=":", linewidth=1)
+    from matplotlib.ticker import MaxNLocator
+
     for ax, (title, _) in zip(axes, panels):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()

@@ -37,18 +37,24 @@ def load_checkpoint(path: Path, *, fix: str) -> dict[str, Any]:
 
 
 def rng_state() -> dict[str, Any]:
-    """The global torch, numpy and Python random states, as tensors and plain values."""
+    """The global torch (CPU and, once in use, every GPU's), numpy and Python random states, as
+    tensors and plain values."""
     kind, key, position, has_gauss, cached_gaussian = np.random.get_state()
-    return {
+    state = {
         "torch": torch.get_rng_state(),
         "numpy": {"kind": kind, "key": torch.from_numpy(key.astype(np.int64)), "position": int(position),
                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
         "python": random.getstate(),  # a tuple of ints (and None): plain values already
     }
+    if torch.cuda.is_initialized():  # dropout and other draws on the GPU use its own generators
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
     numpy = state["numpy"]
     np.random.set_state((numpy["kind"], numpy["key"].numpy().astype(np.uint32), numpy["position"], numpy["has_gauss"], numpy["cached_gaussian"]))
     random.setstate(state["python"])

@@ -9,26 +9,31 @@ from torch import nn
 from ..data.base import Split
 from ..data.transforms import BatchTransform
 from ..progress import step_progress
+from .loader import read_batches
 
 
 @torch.no_grad()
 def forward_split(
     model: nn.Module, split: Split, transform: BatchTransform, *, batch_size: int = 1024, want_features: bool = True,
-    progress: str | None = None,
+    progress: str | None = None, workers: int = 0,
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    """Features ``(N, d)`` (or None) and logits ``(N, classes)`` of every sample, in order, eval mode.
-    ``progress``: the description of a progress bar over the pass (None: no bar)."""
+    """Features ``(N, d)`` (or None) and logits ``(N, classes)`` of every sample, in order, eval mode,
+    as float32 numpy arrays. The pass runs where the model's weights lie (the GPU after a training
+    there), in float32 even after a mixed-precision training: scores and accuracies are read from
+    these numbers. ``progress``: the description of a progress bar over the pass (None: no bar);
+    ``workers``: DataLoader processes reading the batches (0: this process)."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
+    batches = list(torch.arange(len(split)).split(batch_size))
     features, logits = [], []
     with step_progress(progress or "", len(split), enabled=progress is not None) as advance:
-        for start in range(0, len(split), batch_size):
-            index = torch.arange(start, min(start + batch_size, len(split)))
-            images, _ = split.batch(index)
-            feats = model.features(transform(images))
+        for index, images, _ in read_batches(split, batches, workers=workers, pin_memory=device.type == "cuda",
+                                             generator=torch.Generator()):
+            feats = model.features(transform(images.to(device, non_blocking=True)))
             if want_features:
-                features.append(feats.float().numpy())
-            logits.append(model.classifier(feats).float().numpy())
+                features.append(feats.float().cpu().numpy())
+            logits.append(model.classifier(feats).float().cpu().numpy())
             advance(len(index))
     model.train(was_training)
     return (np.concatenate(features) if want_features else None), np.concatenate(logits)
@@ -41,8 +46,8 @@ def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
 
 
 def evaluate(model: nn.Module, split: Split, transform: BatchTransform, *, batch_size: int = 1024,
-             progress: str | None = None) -> dict[str, float]:
+             progress: str | None = None, workers: int = 0) -> dict[str, float]:
     """Top-1 and top-5 accuracy in percent on ``split`` (``progress``: a bar's description, or None)."""
-    _, logits = forward_split(model, split, transform, batch_size=batch_size, want_features=False, progress=progress)
+    _, logits = forward_split(model, split, transform, batch_size=batch_size, want_features=False, progress=progress, workers=workers)
     labels = split.label_array
     return {"top1": 100.0 * topk_accuracy(logits, labels, 1), "top5": 100.0 * topk_accuracy(logits, labels, 5)}

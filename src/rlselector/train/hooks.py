@@ -11,7 +11,15 @@ from torch import nn
 
 @dataclass
 class BatchContext:
-    """What one training step hands its hooks. Tensors are detached (no graph is kept)."""
+    """What one training step hands its hooks. Tensors are detached (no graph is kept).
+
+    **Where they lie**: ``indices`` on the CPU (positions in the dataset, drawn by the sampler); every
+    other tensor on the training device (the GPU when training there: ``labels``, ``logits``,
+    ``losses``, ``features``, ``images``), with ``logits`` and ``features`` in float32 even under
+    mixed precision. A hook that keeps rows in CPU memory or hands them to numpy moves them itself
+    (``.cpu()``, best once per batch, or once per epoch from a buffer on the device): every such
+    read waits for the device. On a replay of fixed features everything is on the CPU.
+    """
 
     epoch: int
     """0-based epoch."""

@@ -8,6 +8,15 @@ order and augmentation of an epoch depend only on ``(seed, epoch, rank)``; check
 and plain values and load with ``weights_only=True``); a progress bar with images/s and ETA; a
 JSON-lines log per epoch; DistributedDataParallel under torchrun. Accuracy is the final epoch's,
 never the best epoch's.
+
+Where it runs (:mod:`.device`): ``device`` (``auto`` = CUDA where present), ``amp`` (bf16/fp16
+autocast), ``channels_last``, ``compile`` and ``workers`` are arguments of :func:`train`, not of the
+recipe. The model and every batch live on the device; batches are read (by DataLoader workers when
+asked) into page-locked memory and copied without blocking; augmentation runs on the device. The hot
+loop never waits for the device: loss and accuracy are summed there and read every
+``PROGRESS_EVERY`` steps for the progress bar and once at the end of the epoch. On a GPU a resumed
+run continues with the same batches and augmentation; bit-identical weights also need deterministic
+kernels (``torch.use_deterministic_algorithms``), which the loop does not impose.
 """
 
 from __future__ import annotations
@@ -35,9 +44,11 @@ from ..errors import InputError
 from ..io import append_jsonl, atomic_torch_save, atomic_write_bytes, atomic_write_json
 from ..progress import make_progress
 from .checkpoint import load_checkpoint, rng_state, set_rng_state
+from .device import CompiledForward, Runtime
 from .distributed import DistributedContext
 from .evaluate import evaluate
 from .hooks import BatchContext, TrainHook
+from .loader import read_batches
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..models.user import ModelFactory
@@ -49,6 +60,8 @@ EPOCH_LOG = "log.jsonl"
 RESULT = "result.json"
 START_OVER = "delete it to start over, or choose another --out"
 """The fix an unreadable checkpoint's error names."""
+PROGRESS_EVERY = 25
+"""Steps between two readings of the running loss for the progress bar (each waits for the device)."""
 
 
 @dataclass(frozen=True)
@@ -186,15 +199,20 @@ def epoch_batches(n: int, batch_size: int, epoch: int, seed: int, dist_ctx: Dist
     return batches
 
 
-def _augment_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0]))
+def _augment_generator(seed: int, epoch: int, rank: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator from ``(seed, epoch, rank)``: stream 0 augments, stream 1 seeds the epoch's readers."""
+    key = [seed, epoch, rank] if stream == 0 else [seed, epoch, rank, stream]
+    return torch.Generator().manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
 
 
-def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def _make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """On a GPU the fused implementation: one kernel per step, and fp16's loss scaler skips a step
+    with infinite gradients there without reading the check back to the CPU."""
+    fused = {"fused": True} if device.type == "cuda" else {}
     if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, **fused)
     return torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.nesterov
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.nesterov, **fused
     )
 
 
@@ -207,42 +225,62 @@ def _make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig) -> tor
 
 
 class _NetworkSteps:
-    """Minibatch steps of a network: forward, the objective's loss, backward, optimiser step."""
+    """Minibatch steps of a network: forward (under autocast), the objective's loss, backward,
+    optimiser step; the epoch's loss and accuracy summed on the device."""
 
     unit, rate_key, columns = "img", "images_per_s", ("loss {task.fields[loss]:.3f}",)
 
     def __init__(self, model: nn.Module, net: nn.Module, split: Split, transform: BatchTransform, optimizer: torch.optim.Optimizer,
-                 schedule: torch.optim.lr_scheduler.LRScheduler, objective: Objective, dist_ctx: DistributedContext) -> None:
-        self.model, self.net, self.split, self.transform = model, net, split, transform
+                 schedule: torch.optim.lr_scheduler.LRScheduler, objective: Objective, dist_ctx: DistributedContext,
+                 runtime: Runtime, seed: int) -> None:
+        self.model, self.split, self.transform = model, split, transform
         self.optimizer, self.schedule, self.objective, self.dist_ctx = optimizer, schedule, objective, dist_ctx
+        self.runtime, self.seed, self.scaler = runtime, seed, runtime.grad_scaler()
+        self.forward = CompiledForward(net) if runtime.compile else net
+        self.sum_dtype = torch.float32 if runtime.device.type == "mps" else torch.float64  # MPS has no float64
+
+    def batches(self, epoch: int, batches: list[torch.Tensor]):
+        reader = _augment_generator(self.seed, epoch, self.dist_ctx.rank, stream=1)
+        for index, images, labels in read_batches(self.split, batches, workers=self.runtime.workers,
+                                                  pin_memory=self.runtime.pin_memory, generator=reader):
+            yield index, (images, labels)
 
     def begin_epoch(self) -> None:
         self.model.train()
-        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+        device = self.runtime.device
+        self.loss_sum = torch.zeros((), dtype=self.sum_dtype, device=device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.seen = 0
 
-    def step(self, epoch: int, step: int, index: torch.Tensor, generator: torch.Generator) -> BatchContext:
-        images, labels = self.split.batch(index)
-        inputs = self.objective.inputs(images, self.transform, generator)
-        features, outputs = self.net(inputs)
+    def step(self, epoch: int, step: int, index: torch.Tensor, batch: tuple[torch.Tensor, torch.Tensor],
+             generator: torch.Generator) -> BatchContext:
+        device = self.runtime.device
+        images, labels = (t.to(device, non_blocking=True) for t in batch)
+        inputs = self.runtime.inputs(self.objective.inputs(images, self.transform, generator))
+        with self.runtime.autocast():
+            features, outputs = self.forward(inputs)
+        outputs, features = outputs.float(), features.float()  # the loss and the hooks in float32
         losses = self.objective.losses(outputs, labels)
         self.optimizer.zero_grad(set_to_none=True)
-        losses.mean().backward()
-        self.optimizer.step()
+        self.scaler.scale(losses.mean()).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         outputs, losses, features = outputs.detach(), losses.detach(), features.detach()
-        self.loss_sum += float(losses.sum())
+        self.loss_sum += losses.sum()
         self.seen += len(index)
         if self.objective.supervised:
-            self.correct += int((outputs.argmax(1) == labels).sum())
+            self.correct += (outputs.argmax(1) == labels).sum()
         return BatchContext(epoch, step, index, labels, outputs, losses, features, self.model, inputs)
 
     def fields(self) -> dict[str, float]:
-        return {"loss": self.loss_sum / max(self.seen, 1)}
+        """The running loss for the progress bar (waits for the device)."""
+        return {"loss": float(self.loss_sum) / max(self.seen, 1)}
 
     def end_epoch(self) -> dict[str, float]:
         self.schedule.step()
-        record = {"train_loss": self.loss_sum / self.seen}
+        record = {"train_loss": float(self.loss_sum) / self.seen}
         if self.objective.supervised:
-            record["train_acc"] = 100.0 * self.correct / self.seen
+            record["train_acc"] = 100.0 * int(self.correct) / self.seen
         return {**record, "lr": self.optimizer.param_groups[0]["lr"]}
 
     def finish(self) -> None:
@@ -251,12 +289,15 @@ class _NetworkSteps:
                 torch.distributed.broadcast(buffer, src=0)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict()}
+        scaler = {"scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else {}
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(), **scaler}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
+        if self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
 
 
 class _ReplaySteps:
@@ -267,7 +308,10 @@ class _ReplaySteps:
     def __init__(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         self.features, self.labels = features, labels
 
-    def step(self, epoch: int, step: int, index: torch.Tensor, generator: torch.Generator) -> BatchContext:
+    def batches(self, epoch: int, batches: list[torch.Tensor]):
+        return ((index, None) for index in batches)
+
+    def step(self, epoch: int, step: int, index: torch.Tensor, batch: None, generator: torch.Generator) -> BatchContext:
         return BatchContext(epoch, step, index, self.labels[index], None, None, self.features[index], None)
 
     def begin_epoch(self) -> None:
@@ -330,17 +374,19 @@ def _run_epochs(
             for hook in hooks:
                 hook.on_epoch_start(epoch, model)
             epoch_start, seen = time.perf_counter(), 0
-            for index in batches:
-                batch = steps.step(epoch, step, index, generator)
+            for number, (index, data) in enumerate(steps.batches(epoch, batches), start=1):
+                batch = steps.step(epoch, step, index, data, generator)
                 for hook in hooks:
                     hook.on_batch(batch)
                 step += 1
                 seen += len(index)
-                bar.update(task, advance=len(index), rate=seen / max(time.perf_counter() - epoch_start, 1e-9), **steps.fields())
+                fields = steps.fields() if number % PROGRESS_EVERY == 0 else {}
+                bar.update(task, advance=len(index), rate=seen / max(time.perf_counter() - epoch_start, 1e-9), **fields)
+            ended = steps.end_epoch()  # reads the epoch's sums: waits for its last step
             epoch_seconds = time.perf_counter() - epoch_start
             seconds += epoch_seconds
             samples += seen
-            record = {"epoch": epoch + 1, **steps.end_epoch(), "seconds": epoch_seconds, steps.rate_key: seen / max(epoch_seconds, 1e-9)}
+            record = {"epoch": epoch + 1, **ended, "seconds": epoch_seconds, steps.rate_key: seen / max(epoch_seconds, 1e-9)}
             summary = ", ".join(f"{key} {value:.4g}" for key, value in record.items() if key != "epoch")
             for hook in hooks:
                 record.update(hook.on_epoch_end(epoch, model) or {})
@@ -370,32 +416,49 @@ def train(
     resume: bool = False,
     progress: bool = True,
     evaluate_test: bool = True,
+    device: str | torch.device = "auto",
+    amp: str = "off",
+    channels_last: bool = False,
+    compile: bool = False,
+    workers: int = 0,
 ) -> TrainResult:
     """Train ``model`` on ``dataset.train`` with ``config``; return the final-epoch test accuracy.
 
     ``objective`` replaces the cross-entropy loss. With ``out_dir``, a checkpoint is written
     atomically after every epoch and ``resume=True`` continues from it. Under torchrun every rank
     calls this; only rank 0 writes.
+
+    ``device``: ``auto`` (CUDA where present, else the CPU), ``cpu``, ``cuda`` (``cuda:LOCAL_RANK``
+    under torchrun), ``cuda:N`` or ``mps``; the model is moved there (in place) and stays there.
+    ``amp``: ``off``, ``bf16`` or ``fp16`` autocast (weights, optimiser state and the loss in float32;
+    a checkpoint records it and resumes only with the same setting). ``channels_last``: NHWC memory
+    format for convolutional models. ``compile``: torch.compile the forward pass (skipped with a
+    warning where it cannot compile). ``workers``: DataLoader processes reading the batches (decoding
+    a lazy source's files); the batches and the result are the same for any number.
     """
     config.validate()
-    dist_ctx = DistributedContext.from_env()
+    runtime = Runtime.of(device, amp, channels_last, compile, workers)
+    dist_ctx = DistributedContext.from_env(runtime.device)
     out = Path(out_dir) if out_dir is not None else None
     _refuse_existing_run(out, resume)
 
     transform = BatchTransform.for_dataset(dataset, augment=config.augment)
+    runtime.place(model)
     net: nn.Module = _FeaturesAndLogits(model)
     if dist_ctx.enabled:
-        net = nn.parallel.DistributedDataParallel(net)
-    optimizer = _make_optimizer(model, config)
-    steps = _NetworkSteps(model, net, dataset.train, transform, optimizer, _make_schedule(optimizer, config), objective or Objective(), dist_ctx)
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
+    optimizer = _make_optimizer(model, config, runtime.device)
+    steps = _NetworkSteps(model, net, dataset.train, transform, optimizer, _make_schedule(optimizer, config), objective or Objective(),
+                          dist_ctx, runtime, config.seed)
+    recipe = asdict(config) if amp == "off" else {**asdict(config), "amp": amp}  # fp32 runs keep the recipe they always had
     history, seconds, images = _run_epochs(
-        steps, n=len(dataset), epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, recipe=asdict(config),
+        steps, n=len(dataset), epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, recipe=recipe,
         hooks=hooks, model=model, data=dataset, out=out, resume=resume, progress=progress, dist_ctx=dist_ctx,
     )
     accuracy = {"top1": None, "top5": None}
     if evaluate_test and dataset.test is not None:
         accuracy = evaluate(model, dataset.test, BatchTransform.for_dataset(dataset, augment=False), batch_size=config.eval_batch_size,
-                            progress="test evaluation" if progress and dist_ctx.is_main else None)
+                            progress="test evaluation" if progress and dist_ctx.is_main else None, workers=workers)
     result = TrainResult(
         top1=accuracy["top1"],
         top5=accuracy["top5"],
@@ -405,7 +468,8 @@ def train(
         history=history,
     )
     if out is not None and dist_ctx.is_main:
-        atomic_write_json(out / RESULT, {**asdict(result), "config": asdict(config), "dataset": dataset.name, "fingerprint": dataset.fingerprint})
+        atomic_write_json(out / RESULT, {**asdict(result), "config": asdict(config), "runtime": runtime.record(),
+                                         "dataset": dataset.name, "fingerprint": dataset.fingerprint})
     return result
 
 
