@@ -120,7 +120,7 @@ def test_the_project_s_loop_feeds_the_same_object(data, tmp_path):
     assert record.epochs == 2 and record.logit_epochs == [0, 1, 2] and record.lr is None  # epoch 0 too: the model is at hand
     assert "eval-mode" in record.meta["logits_features"]
     # with the model at hand the snapshot is the eval pass: logits = classifier(features), exactly
-    np.testing.assert_allclose(record.logits_at(2), model.classifier(torch.from_numpy(record.features_at(2))).detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(record.logits_at(2), model.classifier(torch.tensor(record.features_at(2))).detach().numpy(), rtol=1e-5, atol=1e-5)
     sel = loop.finish(out=tmp_path / "sel")
     assert sel.fingerprint == data.fingerprint and len(sel.subset(data)) == 150  # a Dataset given: its own fingerprint
 
@@ -207,7 +207,8 @@ def test_labels_fingerprint_covers_labels_and_sample_ids(tmp_path):
     loaded = load_selection(tmp_path / "s")
     assert loaded.manifest["dataset"]["name"] == "pets" and set(loaded.manifest["per_class"]) == {"cat", "dog", "eel"}
     assert loaded.sample_ids.tolist() == [ids[i] for i in sel.indices]
-    assert json.loads((tmp_path / "s" / "selection.json").read_text())["dataset"]["fingerprint"] == base
+    named = fingerprint(sample_ids=ids, classes=["cat", "dog", "eel"])  # class names count too
+    assert named != base and json.loads((tmp_path / "s" / "selection.json").read_text())["dataset"]["fingerprint"] == named
 
 
 # --- the examples run (small) -----------------------------------------------------------------

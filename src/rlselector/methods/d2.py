@@ -24,11 +24,12 @@ counts them), ``el2n`` at the proxy's early epoch, the mean training ``loss`` ov
 ``uniform`` (every node 1: pure density/diversity, for when only ``--features`` are given and no
 proxy should be trained; no cutoff then).
 
-Differences from the released code, each a parameter or stated: class budgets are proportional to
-the classes' sizes after the cutoff (the code splits the budget equally, sparsest class first: the
-same on balanced sets); a class of at most k samples still gets a graph of its k − 1 others (the code
-samples such a class at random); β follows CCS's schedule (``beta``; the README's one run at 90 %
-pruned uses 0.4); ``per_class=False`` builds one graph over the whole set (the code's mode ``graph``).
+Per class, the budget is split equally over the classes left after the cutoff, the sparsest class
+first (the code's ``bin_allocate``; proportional quotas under ``--class-balanced``). Differences from
+the released code, each a parameter or stated: a class of at most k samples still gets a graph (each
+linked to all its others; the code samples such a class at random); β follows CCS's schedule
+(``beta``; the README's one run at 90 % pruned uses 0.4); ``per_class=False`` builds one graph over
+the whole set (the code's mode ``graph``).
 Keep priority: reverse selection order; never-picked samples rank below, by their final score.
 """
 
@@ -43,7 +44,7 @@ from ..errors import InputError
 from ..selection import scores
 from ..selection.distances import centred, knn
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
-from ..selection.policies import class_quotas, cutoff_rate, lowest
+from ..selection.policies import class_quotas, cutoff_rate, equal_shares, lowest
 from ..progress import step_progress
 
 DIFFICULTIES = ("forgetting", "el2n", "loss", "uniform")
@@ -148,8 +149,9 @@ class D2Pruning(SelectionMethod):
 
     def groups(self, ctx: SelectionContext) -> tuple[list[tuple[np.ndarray, int]], np.ndarray]:
         """``(members, quota)`` per graph after the AUM cutoff, and the cut indices. The cut is global
-        (the released code's) and class quotas follow the classes' sizes after it; under
-        ``--class-balanced`` quotas follow the full classes and each class is cut on its own."""
+        and the budget is split equally over the classes left, sparsest first (the released code's
+        ``bin_allocate``); under ``--class-balanced`` quotas follow the full classes' sizes and each
+        class is cut on its own."""
         n, k, labels = len(ctx.dataset), ctx.budget, ctx.labels
         beta = self.cutoff(ctx)
         margin = scores.accumulated_margin(ctx.proxy().prob_margin) if beta > 0 else np.zeros(n)
@@ -163,8 +165,9 @@ class D2Pruning(SelectionMethod):
         remaining = np.setdiff1d(np.arange(n), cut)
         if not self.params.per_class:
             return [(remaining, k)], cut
-        quotas = class_quotas(labels[remaining], k, ctx.dataset.num_classes)
-        return [(remaining[labels[remaining] == c], int(q)) for c, q in enumerate(quotas)], cut
+        members = [remaining[labels[remaining] == c] for c in range(ctx.dataset.num_classes)]
+        quotas = equal_shares(np.array([len(m) for m in members]), k)
+        return [(m, int(q)) for m, q in zip(members, quotas)], cut
 
     def run(self, ctx: SelectionContext) -> MethodResult:
         features = np.asarray(ctx.embeddings(), dtype=np.float32)

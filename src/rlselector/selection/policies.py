@@ -114,17 +114,26 @@ def keep_stratified(scores: np.ndarray, k: int, rng: np.random.Generator, strata
     stratum = np.clip(np.searchsorted(edges, scores, side="right") - 1, 0, strata - 1)
     members = [np.flatnonzero(stratum == s) for s in range(strata)]
     members = sorted((m for m in members if len(m)), key=len)
-    kept, budget = [], k
-    for position, group in enumerate(members):
-        share = budget // (len(members) - position)
-        take = min(len(group), share)
-        kept.append(rng.choice(group, size=take, replace=False))
-        budget -= take
+    takes = equal_shares(np.array([len(m) for m in members]), k)
+    kept = [rng.choice(group, size=int(take), replace=False) for group, take in zip(members, takes)]
     kept = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
-    if budget > 0:  # integer division left a few over: give them to random unkept samples
+    if len(kept) < k:  # integer division left a few over: give them to random unkept samples
         rest = np.setdiff1d(np.arange(n), kept)
-        kept = np.concatenate([kept, rng.choice(rest, size=budget, replace=False)])
+        kept = np.concatenate([kept, rng.choice(rest, size=k - len(kept), replace=False)])
     return lift_kept(ranks01(scores), kept)
+
+
+def equal_shares(sizes: np.ndarray, k: int) -> np.ndarray:
+    """Budgets of groups of these ``sizes`` (same order) summing to min(k, Σ sizes): from the smallest
+    group up, each takes an equal share of what is left and never more than it holds (``bin_allocate``
+    of CCS's strata and of D2's classes; ties in size by position)."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    takes = np.zeros(len(sizes), dtype=np.int64)
+    left = int(k)
+    for position, group in enumerate(np.argsort(sizes, kind="stable")):
+        takes[group] = min(int(sizes[group]), left // (len(sizes) - position))
+        left -= int(takes[group])
+    return takes
 
 
 def cutoff_rate(ratio: float) -> float:
