@@ -4,17 +4,14 @@
     python examples/lightning_fit.py --out runs/lightning [--method forgetting] [--epochs 10] [--limit 1797]
 """
 
-import argparse
-
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
 from torch.utils.data import DataLoader, TensorDataset
 
 import rlselector
+from common import SmallCNN, digits_tensors, method_params, parse_args
 from rlselector.lightning import SelectionCallback
-from small_cnn import SmallCNN
 
 
 class DigitsModule(pl.LightningModule):
@@ -35,22 +32,11 @@ class DigitsModule(pl.LightningModule):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", default="rl-selector")
-    parser.add_argument("--ratio", type=float, default=0.5)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--limit", type=int, default=1797, help="first N digits")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/lightning")
-    args = parser.parse_args()
-
+    args = parse_args(__doc__, method="rl-selector", out="runs/lightning")
     pl.seed_everything(args.seed, verbose=False)
-    digits = load_digits()
-    images = torch.tensor(digits.images[: args.limit, None], dtype=torch.float32) / 16.0
-    labels = torch.tensor(digits.target[: args.limit])
+    images, labels = digits_tensors(args.limit)
     loader = DataLoader(TensorDataset(images, labels, torch.arange(len(labels))), batch_size=64, shuffle=True)
-    extra = {"epochs": args.epochs} if args.method == "rl-selector" else {}
-    loop = rlselector.SelectionLoop(labels, ratio=args.ratio, method=args.method, seed=args.seed, progress=False, **extra)
+    loop = rlselector.SelectionLoop(labels, ratio=args.ratio, method=args.method, seed=args.seed, progress=False, **method_params(args))
     callback = SelectionCallback(loop, out=args.out, overwrite=True)
     trainer = pl.Trainer(max_epochs=args.epochs, accelerator="cpu", devices=1, callbacks=[callback], logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)

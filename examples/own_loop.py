@@ -6,31 +6,18 @@ The data here is scikit-learn's digits as plain tensors (no rlselector dataset):
 only the labels and, per minibatch, the samples' positions in the training set.
 """
 
-import argparse
-
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
 from torch.utils.data import DataLoader, TensorDataset
 
 import rlselector
-from small_cnn import SmallCNN
+from common import SmallCNN, digits_tensors, method_params, parse_args
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", default="rl-selector")
-    parser.add_argument("--ratio", type=float, default=0.5)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--limit", type=int, default=1797, help="first N digits")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/own-loop")
-    args = parser.parse_args()
-
+    args = parse_args(__doc__, method="rl-selector", out="runs/own-loop")
     torch.manual_seed(args.seed)
-    digits = load_digits()
-    images = torch.tensor(digits.images[: args.limit, None], dtype=torch.float32) / 16.0
-    labels = torch.tensor(digits.target[: args.limit])
+    images, labels = digits_tensors(args.limit)
     positions = torch.arange(len(labels))  # each sample's index in the training set
     loader = DataLoader(TensorDataset(images, labels, positions), batch_size=64, shuffle=True,
                         generator=torch.Generator().manual_seed(args.seed))
@@ -38,9 +25,7 @@ def main() -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
 
-    # RL-Selector spans its agent's schedule over your epochs; the other methods need no epoch count.
-    extra = {"epochs": args.epochs} if args.method == "rl-selector" else {}
-    loop = rlselector.SelectionLoop(labels, ratio=args.ratio, method=args.method, seed=args.seed, progress=False, **extra)
+    loop = rlselector.SelectionLoop(labels, ratio=args.ratio, method=args.method, seed=args.seed, progress=False, **method_params(args))
     for epoch in range(args.epochs):
         model.train()
         for x, y, index in loader:

@@ -100,6 +100,10 @@ def test_bad_backend_settings_raise_input_error(data):
         cover(features, labels, eps, backend="hnsw")
     with pytest.raises(InputError, match="approximate_above"):
         epsilon(features, labels, approximate_above=0)
+    with pytest.raises(InputError, match="target_recall"):
+        IVFSettings(target_recall=0.0)
+    with pytest.raises(InputError, match="nprobe must be ≥ 1"):
+        IVFSettings(nprobe=0)
 
 
 @needs_faiss

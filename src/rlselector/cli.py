@@ -241,6 +241,11 @@ def train(
     data_root: DataRootOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoint.pt every epoch, log.jsonl, result.json.")] = Path("runs/train"),
     resume: ResumeOpt = False,
+    device: Annotated[str, typer.Option("--device", help="Where to train: auto (a CUDA GPU where present, else the CPU), cpu, cuda, cuda:N or mps; under torchrun each rank takes cuda:LOCAL_RANK.")] = "auto",
+    amp: Annotated[str, typer.Option("--amp", help="Mixed precision: off, bf16 or fp16 (autocast; weights, optimiser and loss stay float32; fp16 adds loss scaling).")] = "off",
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC memory format: faster convolutions on GPUs.")] = False,
+    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the forward pass (skipped with a warning where it cannot compile).")] = False,
+    workers: Annotated[int, typer.Option("--workers", help="DataLoader processes reading the batches (decoding images of lazy sources such as imagenet: or folder:...&lazy); 0 = this process. The result is the same for any number.")] = 0,
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -248,6 +253,7 @@ def train(
     from .io import output_lock
     from .selection import load_selection
     from .train import TrainConfig, train_model
+    from .train.device import Runtime
 
     _set_threads(threads)
     try:
@@ -256,11 +262,14 @@ def train(
             milestones=_parse_milestones(milestones), augment=not no_augment, seed=seed,
         )
         config.validate()
+        runtime = dict(device=device, amp=amp, channels_last=channels_last, compile=compile_model, workers=workers)
+        Runtime.of(**runtime)  # refused before the data loads
         dataset = _load(data, data_root, limit, seed)
         if selection is not None:
             dataset = load_selection(selection).subset(dataset)
         with output_lock(out, "rlselector train"):
-            _, result = train_model(dataset, model=_model(model), width=width, config=config, out_dir=out, resume=resume, progress=not quiet)
+            _, result = train_model(dataset, model=_model(model), width=width, config=config, out_dir=out, resume=resume,
+                                    progress=not quiet, **runtime)
     except InputError as err:
         _fail(err)
     if result.top1 is not None:

@@ -47,10 +47,11 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 must be installed). ``auto``: as ``faiss`` where faiss is installed, else exact with a logged warning."""
 
 APPROXIMATE_ABOVE = 50_000
-"""Default class size above which ``auto``/``faiss`` approximate (``BENCHMARKS.md``, "Cover at scale":
-from about 10,000 samples the faiss path is several times faster at recall ≥ 0.99, but every dataset
-this project reproduces (classes of ≤ 6,000; ImageNet's ≤ 1,300) stays exact, as ``docs/method.md`` §1
-requires; at 50,000 the exact ε + cover already takes ~3 CPU minutes per class and grows as n_k²)."""
+"""Default class size above which ``auto``/``faiss`` approximate (``BENCHMARKS.md``, "Cover at scale"):
+below about 20,000 samples the exact blocks are faster than the faiss path at its calibrated recall
+(0.2× at 5,000, 1.2× at 20,000, 1.8× at 50,000, the gain growing as the scanned share of cells falls),
+and every dataset this project reproduces (classes of ≤ 6,000; ImageNet's ≤ 1,300) stays exact, as
+``docs/method.md`` §1 requires; at 50,000 the exact ε + cover takes ~3 CPU minutes per class, ∝ n_k²."""
 
 SAMPLE_PAIRS = 1_000_000
 """Pairs sampled for ε of an approximated class: the q-quantile's rank error is
@@ -62,7 +63,7 @@ CALIBRATION_QUERIES = 256
 ``IVFSettings.target_recall`` of the exact ε-neighbours of ``CALIBRATION_QUERIES`` seeded queries
 (their exact counts cost 256 · n_k · d). How many cells an ε-ball spans depends on the data (its
 intrinsic dimension, how ε compares with the cell size), so no fixed nprobe holds: on the same
-synthetic features 16 of 142 lists found 95 % at 20,000 samples, while 8 of 224 found 58 % at 50,000
+synthetic features 16 of 142 lists found 95 % at 20,000 samples, while 9 of 224 found 58 % at 50,000
 (``BENCHMARKS.md``, "Cover at scale")."""
 
 TRAIN_PER_LIST = 64
@@ -91,6 +92,7 @@ class IVFSettings:
         for name in ("nlist", "nprobe"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"IVFSettings: {name} must be ≥ 1 or None, got {getattr(self, name)}")
+
 
 DEFAULT_BLOCK_SIZE = 1024
 """Rows of a distance block (at most; see ``BLOCK_VALUES``); tiles of the ε pass are block × block."""
@@ -122,7 +124,7 @@ class Cover(NamedTuple):
 
 
 def epsilon(
-    features: torch.Tensor | np.ndarray,
+    features: torch.Tensor | np.ndarray | FeatureBank,
     labels: torch.Tensor | np.ndarray,
     *,
     rule: EpsilonRule = "quantile",
@@ -184,7 +186,7 @@ def epsilon(
 
 
 def cover(
-    features: torch.Tensor | np.ndarray,
+    features: torch.Tensor | np.ndarray | FeatureBank,
     labels: torch.Tensor | np.ndarray,
     eps: float | Mapping[int, float],
     *,
@@ -254,7 +256,7 @@ def redundancy_rank(result: Cover) -> torch.Tensor:
 
 
 def greedy_set_aware_prune(
-    features: torch.Tensor | np.ndarray,
+    features: torch.Tensor | np.ndarray | FeatureBank,
     labels: torch.Tensor | np.ndarray,
     eps: float | Mapping[int, float],
     *,

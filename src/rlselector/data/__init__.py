@@ -5,7 +5,9 @@ from . import builtin as _builtin  # noqa: F401  (registers fashion-mnist, mnist
 from . import cifar as _cifar  # noqa: F401  (registers cifar10, cifar100)
 from . import csv_list as _csv_list  # noqa: F401  (registers csv)
 from . import folder as _folder  # noqa: F401  (registers folder, tiny-imagenet)
+from . import imagenet as _imagenet  # noqa: F401  (registers imagenet)
 from . import npz as _npz  # noqa: F401  (registers npz)
+from . import webdataset as _webdataset  # noqa: F401  (registers webdataset)
 from .base import Dataset, Split
 from .hf import from_hf
 from .registry import SOURCES, load_dataset

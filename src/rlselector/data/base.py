@@ -2,8 +2,9 @@
 
 A split yields ``(image, label, index)``; the training loop reads whole batches with
 :meth:`Split.batch`. Images stay uint8 ``(N, C, H, W)`` until a batch is drawn, so Fashion-MNIST
-costs 47 MB and CIFAR-10 150 MB of memory. Sources too large for memory hand in an object
-that loads images on demand (anything indexable by an index tensor that returns a uint8 tensor).
+costs 47 MB and CIFAR-10 150 MB of memory. Sources too large for memory hand in an
+:class:`ImageStore` that decodes images on demand (anything indexable by an index tensor that
+returns a uint8 tensor; :mod:`.stores`), and a subset of one reads nothing until a batch is drawn.
 Every training sample has an ID (:attr:`Dataset.sample_ids`) that names it in the user's own terms
 (a file path, an ID column, or its index) and follows it through every subset.
 """
@@ -40,6 +41,30 @@ class ImageStore(Protocol):
         ...
 
 
+def file_slug(text: str) -> str:
+    """``text`` reduced to characters safe in a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "data"
+
+
+class IndexedImages:
+    """Some images of a store, by index, without reading them (a subset of a lazy dataset)."""
+
+    def __init__(self, store: ImageStore, index: torch.Tensor) -> None:
+        if isinstance(store, IndexedImages):
+            store, index = store.store, store.index[index]
+        self.store, self.index = store, index
+        self.shape = (len(index), *store.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+        return self.store[self.index[index]]
+
+    def content_id(self) -> str:
+        return f"{self.store.content_id()}[{hashlib.sha256(self.index.numpy().astype(np.int64).tobytes()).hexdigest()}]"
+
+
 @dataclass(frozen=True)
 class Split:
     """One split (train or test) of a dataset."""
@@ -63,8 +88,10 @@ class Split:
         return self.images[index], self.labels[index]
 
     def take(self, index: np.ndarray | torch.Tensor) -> "Split":
+        """The samples at ``index``; a lazy store's are not read (an :class:`IndexedImages` view)."""
         index = torch.as_tensor(np.asarray(index), dtype=torch.long)
-        return Split(images=self.images[index], labels=self.labels[index])
+        images = self.images[index] if isinstance(self.images, torch.Tensor) else IndexedImages(self.images, index)
+        return Split(images=images, labels=self.labels[index])
 
     @property
     def label_array(self) -> np.ndarray:
@@ -133,7 +160,7 @@ class Dataset:
     @property
     def file_slug(self) -> str:
         """The name reduced to characters safe in a file name (cache files carry it for readers)."""
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name).strip("_") or "data"
+        return file_slug(self.name)
 
     @property
     def sample_ids(self) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .base import Dataset, RawSplit, make_raw_dataset
-from .files import path_and_size
+from .files import path_and_options
 from .images import ImageReader
 from .registry import register_source
 
@@ -97,10 +97,10 @@ def load_csv(root: str | None = None) -> Dataset:
     must share one size, unless ``?size=N`` resizes them to NxN. Sample IDs are the training paths
     as the CSV writes them.
     """
-    csv_path, resize_to = path_and_size(root, "csv", CSV_LAYOUT, directory=False)
+    csv_path, options = path_and_options(root, "csv", CSV_LAYOUT, directory=False)
     rows = _read_rows(csv_path)
     reader = ImageReader(
-        size_fix=f"Resize them, or pass csv:{csv_path}?size=N to resize every image to NxN.", resize_to=resize_to
+        size_fix=f"Resize them, or pass csv:{csv_path}?size=N to resize every image to NxN.", resize_to=options.size
     )
 
     def split(name: str) -> RawSplit | None:

@@ -8,22 +8,24 @@ layout expects it is refused by name. A sample's ID is its path relative to the 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from .base import Dataset, RawSplit, make_dataset, make_raw_dataset
-from .files import extracted_dir, path_and_size, text_lines, visible_entries
+from .base import Dataset, RawSplit, file_slug, make_dataset, make_raw_dataset
+from .files import extracted_dir, path_and_options, text_lines, visible_entries
 from .images import ImageReader, is_image_file, labelled_images, list_images, warn_skipped
 from .registry import register_source
+from .stores import FileImages, lazy_images, required_size
 
 # --- image folder ------------------------------------------------------------------------------
 FOLDER_LAYOUT = "root/train/<class>/<images> and optionally root/test/<class>/<images>"
 
 
-def _class_folders(split_dir: Path, expected: str) -> tuple[list[Path], list[Path]]:
+def class_folders(split_dir: Path, expected: str) -> tuple[list[Path], list[Path]]:
     """The sub-folders of a split directory, one per class, and the non-image files beside them (to
     skip); an image file among them is refused."""
     if not split_dir.is_dir():
@@ -43,11 +45,9 @@ def _class_folders(split_dir: Path, expected: str) -> tuple[list[Path], list[Pat
     return folders, others
 
 
-def _read_class_tree(
-    split_dir: Path, class_ids: dict[str, int], reader: ImageReader
-) -> tuple[RawSplit, list[Path], list[Path]]:
-    """One split of the tree, its image paths, and the non-image files skipped."""
-    folders, others = _class_folders(split_dir, FOLDER_LAYOUT)
+def _class_tree(split_dir: Path, class_ids: dict[str, int]) -> tuple[list[Path], np.ndarray, list[Path]]:
+    """One split of the tree: its image paths, their labels, and the non-image files skipped."""
+    folders, others = class_folders(split_dir, FOLDER_LAYOUT)
     for folder in folders:
         if folder.name not in class_ids:
             raise InputError(
@@ -57,13 +57,13 @@ def _read_class_tree(
     paths, labels, skipped = labelled_images(
         [(folder, class_ids[folder.name]) for folder in folders], fix="Add images to this class folder or delete it."
     )
-    split = RawSplit(reader.read(paths), labels.tolist(), lambda i: str(paths[i]), str(split_dir))
-    return split, paths, others + skipped
+    return paths, labels, others + skipped
 
 
 @register_source(
     "folder",
-    "an image-folder tree root/train/<class>/*.png|jpg (optional root/test/); folder:/path?size=N resizes",
+    "an image-folder tree root/train/<class>/*.png|jpg (optional root/test/); folder:/path?size=N resizes, "
+    "&lazy decodes on demand, &cache=DIR once to disk",
     needs_path=True,
 )
 def load_folder(root: str | None = None) -> Dataset:
@@ -77,29 +77,38 @@ def load_folder(root: str | None = None) -> Dataset:
     (names starting with '.') are ignored and other files that are not images skipped, with one warning;
     an image that does not decode, a sub-folder inside a class folder, or an empty class folder is refused.
     Sample IDs are the training paths relative to the root (``train/cat/0.png``).
+
+    Data larger than memory: ``?size=N&lazy`` lists the files and decodes each batch when it is
+    drawn (in the training loop's DataLoader workers), to the very pixels the in-memory path gives,
+    always as RGB; a file that does not decode is then refused when it is first read.
+    ``&cache=DIR`` (implies ``lazy``) decodes every image once into a memory-mapped file in DIR,
+    reused by every later load of the same files (:func:`~.stores.disk_cache`).
     """
-    directory, resize_to = path_and_size(root, "folder", FOLDER_LAYOUT, directory=True)
+    directory, options = path_and_options(root, "folder", FOLDER_LAYOUT, directory=True, allowed=("size", "lazy", "cache"))
     train_dir = directory / "train"
-    classes = tuple(folder.name for folder in _class_folders(train_dir, FOLDER_LAYOUT)[0])
+    classes = tuple(folder.name for folder in class_folders(train_dir, FOLDER_LAYOUT)[0])
     class_ids = {name: k for k, name in enumerate(classes)}
+    splits = [_class_tree(train_dir, class_ids)]
+    if (directory / "test").is_dir():
+        splits.append(_class_tree(directory / "test", class_ids))
+    warn_skipped([path for _, _, skipped in splits for path in skipped], directory)
+    name = f"folder:{directory.resolve().name}"
+    files = [[path.relative_to(directory).as_posix() for path in paths] for paths, _, _ in splits]
+    sample_ids = files[0]
+    if options.lazy or options.cache:
+        size = required_size(options, f"folder:{directory}")
+        images = [lazy_images(FileImages(directory, names, size, crop=False), options.cache, f"{file_slug(name)}-{split}")
+                  for names, split in zip(files, ("train", "test"))]
+        test = (images[1], splits[1][1]) if len(splits) > 1 else (None, None)
+        return make_dataset(name, images[0], splits[0][1], *test, classes, source=str(directory), train_where=str(train_dir),
+                            test_where=str(directory / "test"), sample_ids=sample_ids)
     reader = ImageReader(
         size_fix=f"Resize them, or pass folder:{directory}?size=N to resize every image to NxN.",
-        resize_to=resize_to,
+        resize_to=options.size,
     )
-    train, train_paths, skipped = _read_class_tree(train_dir, class_ids, reader)
-    test = None
-    if (directory / "test").is_dir():
-        test, _, test_skipped = _read_class_tree(directory / "test", class_ids, reader)
-        skipped += test_skipped
-    warn_skipped(skipped, directory)
-    return make_raw_dataset(
-        f"folder:{directory.resolve().name}",
-        train,
-        test,
-        classes,
-        source=str(directory),
-        sample_ids=[path.relative_to(directory).as_posix() for path in train_paths],
-    )
+    raw = [RawSplit(reader.read(paths), labels.tolist(), lambda i, paths=paths: str(paths[i]), str(split_dir))
+           for (paths, labels, _), split_dir in zip(splits, (train_dir, directory / "test"))]
+    return make_raw_dataset(name, raw[0], raw[1] if len(raw) > 1 else None, classes, source=str(directory), sample_ids=sample_ids)
 
 
 # --- Tiny-ImageNet-200 ---------------------------------------------------------------------------
@@ -109,50 +118,68 @@ TINY_IMAGENET_LAYOUT = (
 )
 
 
-def _tiny_class_names(words_path: Path, wnids: list[str], fix: str) -> tuple[str, ...]:
-    """The first synonym of each wnid from words.txt, or the wnids themselves without it."""
+def wordnet_names(words_path: Path, wnids: list[str], fix: str) -> tuple[str, ...]:
+    """The first synonym of each wnid from a word list (``wnid<TAB or space>words, ...`` per line:
+    Tiny-ImageNet's words.txt, ImageNet's LOC_synset_mapping.txt), or the wnids themselves without it."""
     if not words_path.exists():
         return tuple(wnids)
     words = {}
     for number, line in enumerate(text_lines(words_path, fix), start=1):
-        wnid, tab, synonyms = line.partition("\t")
-        if not tab:
+        fields = line.split(None, 1)
+        if len(fields) < 2:
             raise InputError(f"{words_path}, line {number}: expected 'wnid<TAB>words', got {line!r}. {fix}")
-        words[wnid] = synonyms.split(",")[0].strip()
+        words[fields[0]] = fields[1].split(",")[0].strip()
     names = [words.get(wnid, wnid) for wnid in wnids]
     counts = Counter(names)
     # ImageNet reuses some words for two wnids (two kinds of 'crane'): keep every class name unique.
     return tuple(name if counts[name] == 1 else f"{name} ({wnid})" for name, wnid in zip(names, wnids))
 
 
+def read_label_list(path: Path, class_ids: dict[str, int], fix: str, *, parse: Callable[[str], tuple[str, ...] | None],
+                    expected: str, known: str) -> dict[str, int]:
+    """``{image name: class id}`` from a list with one image per line; ``parse(line)`` gives
+    ``(name, wnid)``, ``()`` for a line to skip (a header) or None for a line it cannot read."""
+    labelled: dict[str, int] = {}
+    for number, line in enumerate(text_lines(path, fix), start=1):
+        fields = parse(line)
+        where = f"{path}, line {number}"
+        if fields is None:
+            raise InputError(f"{where}: expected {expected}, got {line!r}. {fix}")
+        if not fields:
+            continue
+        name, wnid = fields
+        if wnid not in class_ids:
+            raise InputError(f"{where}: wnid {wnid!r} is not {known}. {fix}")
+        if name in labelled:
+            raise InputError(f"{where}: {name} is listed twice. {fix}")
+        labelled[name] = class_ids[wnid]
+    if not labelled:
+        raise InputError(f"{path}: lists no images. {fix}")
+    return labelled
+
+
+def listed_images(images_dir: Path, labelled: dict[str, int], list_path: Path, fix: str,
+                  key: Callable[[Path], str] = lambda path: path.name) -> tuple[list[Path], np.ndarray, list[Path]]:
+    """The images of a flat folder labelled by a list that must cover them exactly (``key`` names a
+    file as the list does), their labels in the list's order, and the folder's non-image files."""
+    images, others = list_images(images_dir, fix)
+    present = {key(path): path for path in images}
+    for name in labelled:
+        if name not in present:
+            raise InputError(f"{images_dir / name}: listed in {list_path} but missing. {fix}")
+    for name, path in present.items():
+        if name not in labelled:
+            raise InputError(f"{path}: not listed in {list_path}, so it has no label; add it there or remove it")
+    return [present[name] for name in labelled], np.fromiter(labelled.values(), dtype=np.int64, count=len(labelled)), others
+
+
 def _tiny_val_split(val_dir: Path, class_ids: dict[str, int], fix: str) -> tuple[list[Path], np.ndarray, list[Path]]:
     """Validation image paths and labels from val_annotations.txt, which must cover val/images' images
     exactly, and the non-image files of val/images."""
     annotations = val_dir / "val_annotations.txt"
-    images_dir = val_dir / "images"
-    labelled: dict[str, int] = {}
-    for number, line in enumerate(text_lines(annotations, fix), start=1):
-        fields = line.split("\t")
-        where = f"{annotations}, line {number}"
-        if len(fields) < 2:
-            raise InputError(f"{where}: expected 'filename<TAB>wnid<TAB>box', got {line!r}. {fix}")
-        filename, wnid = fields[0], fields[1]
-        if wnid not in class_ids:
-            raise InputError(f"{where}: wnid {wnid!r} is not in wnids.txt. {fix}")
-        if filename in labelled:
-            raise InputError(f"{where}: {filename} is listed twice. {fix}")
-        labelled[filename] = class_ids[wnid]
-    if not labelled:
-        raise InputError(f"{annotations}: lists no images. {fix}")
-    images, others = list_images(images_dir, fix)
-    present = {path.name: path for path in images}
-    for filename in labelled:
-        if filename not in present:
-            raise InputError(f"{images_dir / filename}: listed in {annotations} but missing. {fix}")
-    for filename, path in present.items():
-        if filename not in labelled:
-            raise InputError(f"{path}: not listed in {annotations}, so it has no label; add it there or remove it")
-    return [images_dir / filename for filename in labelled], np.fromiter(labelled.values(), dtype=np.int64), others
+    labelled = read_label_list(annotations, class_ids, fix, parse=lambda line: tuple(line.split("\t")[:2]) if "\t" in line else None,
+                               expected="'filename<TAB>wnid<TAB>box'", known="in wnids.txt")
+    return listed_images(val_dir / "images", labelled, annotations, fix)
 
 
 @register_source(
@@ -176,7 +203,7 @@ def load_tiny_imagenet(root: str | None = None) -> Dataset:
         raise InputError(f"{directory / 'wnids.txt'}: {duplicated[0]} is listed twice. {fix}")
     class_ids = {wnid: k for k, wnid in enumerate(wnids)}
     train_dir = directory / "train"
-    folders, others = _class_folders(train_dir, TINY_IMAGENET_LAYOUT)
+    folders, others = class_folders(train_dir, TINY_IMAGENET_LAYOUT)
     for folder in folders:
         if folder.name not in class_ids:
             raise InputError(f"{folder}: {folder.name!r} is not in wnids.txt; add it there or remove the folder")
@@ -194,7 +221,7 @@ def load_tiny_imagenet(root: str | None = None) -> Dataset:
         train_labels,
         torch.from_numpy(test_images),
         test_labels,
-        _tiny_class_names(directory / "words.txt", wnids, fix),
+        wordnet_names(directory / "words.txt", wnids, fix),
         source=str(directory),
         train_where=str(train_dir),
         test_where=str(directory / "val" / "val_annotations.txt"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, BinaryIO, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -87,9 +87,11 @@ def uint8_pixels(array: np.ndarray, where: str, fix: str) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.uint8)
 
 
-def pil_pixels(image: Image.Image, where: str, resize_to: int | None = None) -> tuple[np.ndarray, bool]:
-    """RGB uint8 ``(3, H, W)`` pixels of a PIL image (alpha dropped, palettes as colour, optionally
-    resized to ``resize_to`` squared), and whether the image is single-channel."""
+def pil_pixels(image: Image.Image, where: str, resize_to: int | None = None, *, crop: bool = False) -> tuple[np.ndarray, bool]:
+    """RGB uint8 ``(3, H, W)`` pixels of a PIL image (alpha dropped, palettes as colour), and whether
+    the image is single-channel. With ``resize_to`` the image becomes ``resize_to`` squared: stretched
+    (bilinear), or with ``crop`` its shorter side resized to ``resize_to`` (bilinear) and the centre
+    cut out, keeping the aspect ratio; an image of that size already is left as it is."""
     if image.mode in ("I", "F") or image.mode.startswith("I;"):
         raise InputError(
             f"{where}: {image.mode} image (more than 8 bits per pixel) would lose precision; "
@@ -97,16 +99,28 @@ def pil_pixels(image: Image.Image, where: str, resize_to: int | None = None) -> 
         )
     rgb = image.convert("RGB")
     if resize_to and rgb.size != (resize_to, resize_to):
-        rgb = rgb.resize((resize_to, resize_to), Image.Resampling.BILINEAR)
+        if crop:
+            width, height = rgb.size
+            scale = resize_to / min(width, height)
+            size = (max(resize_to, round(width * scale)), max(resize_to, round(height * scale)))
+            left, top = (size[0] - resize_to) // 2, (size[1] - resize_to) // 2
+            rgb = rgb.resize(size, Image.Resampling.BILINEAR).crop((left, top, left + resize_to, top + resize_to))
+        else:
+            rgb = rgb.resize((resize_to, resize_to), Image.Resampling.BILINEAR)
     return np.asarray(rgb).transpose(2, 0, 1), image.mode in _GREY_MODES
 
 
-def file_pixels(path: Path, where: str, resize_to: int | None = None) -> tuple[np.ndarray, bool]:
-    """:func:`pil_pixels` of an image file, fully decoded: a truncated or corrupt file is refused here."""
+def file_pixels(path: Path | BinaryIO, where: str, resize_to: int | None = None, *, crop: bool = False) -> tuple[np.ndarray, bool]:
+    """:func:`pil_pixels` of an image file (a path or an open binary file), fully decoded: a truncated
+    or corrupt file is refused here. With ``crop`` a JPEG is decoded at the smallest power-of-two
+    reduction still at least ``resize_to`` on each side (its DCT scaling: several times faster on
+    large photos, such as ImageNet's)."""
     try:
         with Image.open(path) as image:
+            if crop and resize_to:
+                image.draft(image.mode, (resize_to, resize_to))
             image.load()
-            return pil_pixels(image, where, resize_to)
+            return pil_pixels(image, where, resize_to, crop=crop)
     except InputError:  # pil_pixels' own refusal (an InputError is a ValueError too)
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:

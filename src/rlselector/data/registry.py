@@ -46,7 +46,8 @@ def parse_spec(spec: str, root: str | None = None) -> tuple[Source, str | None]:
     if name not in SOURCES:
         raise InputError(
             f"unknown data source {name!r}; known sources: {', '.join(sorted(SOURCES))} "
-            f"(user data: cifar10:/path, cifar100:/path, folder:/path, csv:/path/list.csv, npz:/path/file.npz)"
+            f"(user data: cifar10:/path, cifar100:/path, folder:/path, imagenet:/path?size=N, webdataset:/path/shards-{{000..009}}.tar?size=N, "
+            f"csv:/path/list.csv, npz:/path/file.npz)"
         )
     source = SOURCES[name]
     if source.needs_path and not path:

@@ -15,8 +15,10 @@ Two steps:
    getting an equal share, sampled uniformly (the project's ``stratified`` policy).
 
 The strata score (``score``): ``aum`` (the paper's main choice), ``forgetting`` (forgetting events,
-never-learned = E) or ``el2n`` (at the proxy's early epoch); strata are symmetric, so a score's sign
-does not matter.
+never-learned 0 as the released scores) or ``el2n`` (at the proxy's early epoch), each binned as
+released, from its lowest value up (the rounding of equal shares among equally filled strata follows
+that order). The strata span [min, max] (the released code: [min, 1.0001·max), which for a negative
+maximum leaves the top sample out).
 
 β (``beta``): None applies the paper's CIFAR-10 settings by pruning rate ``1 − ratio``
 (:func:`~rlselector.selection.policies.cutoff_rate`). β is capped so that at least the budget survives
@@ -48,17 +50,18 @@ def aum(record: ProxyRecord) -> np.ndarray:
 
 
 def strata_score(record: ProxyRecord, labels: np.ndarray, score: str) -> np.ndarray:
-    """Higher = harder: −AUM, forgetting events, or EL2N at the early epoch."""
+    """The score the strata split, as the released ``data_score``: AUM (low = hard), forgetting events
+    (never-learned count 0, as ``generate_importance_score.py``) or EL2N at the early epoch."""
     if score == "aum":
-        return -aum(record)
+        return aum(record)
     if score == "forgetting":
-        return scores.forgetting_events(record.correct)
+        return scores.forgetting_counts(record.correct).astype(np.float64)
     return scores.el2n(record.logits_at(record.early_epoch), labels)
 
 
 def ccs_select(
     margin: np.ndarray,
-    hardness: np.ndarray,
+    strata: np.ndarray,
     k: int,
     beta: float,
     rng: np.random.Generator,
@@ -67,12 +70,12 @@ def ccs_select(
     num_classes: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mask the ``int(β·n)`` lowest ``margin`` (AUM; per class when ``labels``), then stratified-sample
-    ``k`` of the rest by ``hardness``.
+    ``k`` of the rest by the ``strata`` score.
 
     Returns ``(kept, priority, masked)``: kept indices, a keep priority whose top-k is ``kept``
     (masked samples lowest) and the masked indices.
     """
-    n = len(hardness)
+    n = len(strata)
     if labels is None:
         groups, quotas = [np.arange(n)], [k]
     else:
@@ -83,7 +86,7 @@ def ccs_select(
     masked = np.sort(np.concatenate(masked)) if masked else np.empty(0, dtype=np.int64)
     remaining = np.setdiff1d(np.arange(n), masked)
     local_kept, local_priority = apply_policy(
-        "stratified", np.asarray(hardness, dtype=np.float64)[remaining], k, rng,
+        "stratified", np.asarray(strata, dtype=np.float64)[remaining], k, rng,
         labels=None if labels is None else labels[remaining], num_classes=num_classes,
     )
     priority = np.full(n, -1.0)
@@ -114,18 +117,18 @@ class CCS(SelectionMethod):
 
     def run(self, ctx: SelectionContext) -> MethodResult:
         record = ctx.proxy()
-        hardness = strata_score(record, ctx.labels, self.params.score)
+        strata = strata_score(record, ctx.labels, self.params.score)
         beta = cutoff_rate(ctx.ratio) if self.params.beta is None else self.params.beta
         kept, priority, masked = ccs_select(
-            aum(record), hardness, ctx.budget, beta, ctx.rng("ccs"),
+            aum(record), strata, ctx.budget, beta, ctx.rng("ccs"),
             labels=ctx.labels if ctx.class_balanced else None, num_classes=ctx.dataset.num_classes,
         )
         return MethodResult(
             scores=priority,
             indices=kept,
-            raw_scores=hardness,
+            raw_scores=strata,
             info={
-                "raw_score": f"strata score {self.params.score} (higher = harder)",
+                "raw_score": f"strata score: {self.params.score}" + (" (lower = harder)" if self.params.score == "aum" else " (higher = harder)"),
                 "beta": beta,
                 "masked": int(len(masked)),
                 "strata": STRATA,

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from ..data.base import Split
+from ..data.loader import read_batches
 from ..data.transforms import BatchTransform
 from ..progress import step_progress
-from .loader import read_batches
 
 
 @torch.no_grad()

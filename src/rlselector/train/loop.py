@@ -39,6 +39,7 @@ from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 
 from ..data.base import Dataset, Split
+from ..data.loader import read_batches
 from ..data.transforms import BatchTransform
 from ..errors import InputError
 from ..io import append_jsonl, atomic_torch_save, atomic_write_bytes, atomic_write_json
@@ -48,7 +49,6 @@ from .device import CompiledForward, Runtime
 from .distributed import DistributedContext
 from .evaluate import evaluate
 from .hooks import BatchContext, TrainHook
-from .loader import read_batches
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..models.user import ModelFactory

@@ -1,11 +1,11 @@
 """Reading a split's batches, in a given order, in this process or in DataLoader workers.
 
 A batch is one item: its index tensor is the key, and ``split.batch(index)`` (indexing a tensor, or
-decoding files for a lazy :class:`~rlselector.data.base.ImageStore`) runs in a worker process. The
-order of the batches is the caller's, so the batches are the same whatever the number of workers;
-augmentation is drawn later, in the training process, from the epoch's generator. The workers draw
+decoding files for a lazy :class:`~.base.ImageStore`) runs in a worker process. The order of the
+batches is the caller's, so the batches are the same whatever the number of workers; the training
+loop draws augmentation afterwards, in its own process, from the epoch's generator. The workers draw
 nothing random themselves; their seeds (torch, numpy, random) still come from the ``generator``
-given here, never from the global random state, which the loop checkpoints.
+given here, never from the global random state, which the training loop checkpoints.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from ..data.base import Split
+from .base import Split
 
 
 class _BatchReader(torch.utils.data.Dataset):
