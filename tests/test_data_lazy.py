@@ -119,7 +119,7 @@ def test_the_disk_cache_is_built_once_atomically_and_reused(tree, tmp_path, monk
 
 
 def test_an_interrupted_cache_build_leaves_nothing_and_changed_files_get_a_new_cache(tmp_path, monkeypatch):
-    root = write_pngs(tmp_path / "data", per_class=400, test=1)  # 1200 images: five chunks of 256
+    root = write_pngs(tmp_path / "data", per_class=100, test=1)  # 300 images: five chunks of 64
     cache = tmp_path / "cache"
     monkeypatch.setattr(stores, "CACHE_CHUNK", 64)
     calls = []
@@ -132,7 +132,7 @@ def test_an_interrupted_cache_build_leaves_nothing_and_changed_files_get_a_new_c
         return original(self, i)
 
     monkeypatch.setattr(FileImages, "decode", decode_then_fail)
-    monkeypatch.setattr(stores.os, "cpu_count", lambda: 0)  # decode in this process, where the patch applies
+    monkeypatch.setattr(stores, "CACHE_WORKERS", 0)  # decode in this process, where the patch applies
     with pytest.raises(KeyboardInterrupt):
         load_dataset(f"folder:{root}?size=8&cache={cache}")
     assert list(cache.iterdir()) == []  # no cache, no temporary file

@@ -12,8 +12,7 @@ import torch
 
 from rlselector import load_dataset
 from rlselector.errors import InputError
-from rlselector.train import TrainConfig, TrainHook, build_for, resolve_device, train
-from rlselector.train import loop
+from rlselector.train import TrainConfig, TrainHook, build_for, loop, resolve_device, train
 from rlselector.train.device import Runtime
 
 CONFIG = TrainConfig(epochs=2, batch_size=64, lr=0.05, seed=0, schedule="constant")
@@ -83,7 +82,7 @@ def test_bf16_training_is_finite_hands_hooks_float32_and_records_the_runtime(sma
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_a_checkpoint_written_under_amp_resumes_exactly(small, tmp_path, amp):
-    runtime = dict(device="cpu", amp=amp, channels_last=True)
+    runtime = {"device": "cpu", "amp": amp, "channels_last": True}
     whole = fresh(small)
     train(whole, small, CONFIG, out_dir=tmp_path / "whole", progress=False, evaluate_test=False, **runtime)
     with pytest.raises(KeyboardInterrupt):

@@ -12,6 +12,7 @@ from rlselector.selection.dynamics import ProxyRecord
 class TestEL2N(MethodContract):
     method = "el2n"
     select_kwargs = {"proxy_config": TINY_PROXY}
+    params = {"seeds": 2}
 
     def test_manifest_names_epoch(self, selection):
         # TINY_PROXY records epochs 1, 2, 3: the early one (≈20 % of 3 epochs, at least 1) is epoch 1
@@ -70,3 +71,16 @@ def test_seeds_average_over_proxy_runs():
     expected = (scores.el2n(runs[0].logits_at(1), data.train.label_array) + scores.el2n(runs[1].logits_at(1), data.train.label_array)) / 2
     np.testing.assert_allclose(sel.raw_scores, expected)
     assert sel.manifest["proxy_runs"] == 2
+
+
+def test_default_averages_the_papers_ten_runs():
+    from rlselector import load_dataset
+    from rlselector.methods.el2n import EL2N
+    from rlselector.selection.method import SelectionContext
+
+    method = EL2N(EL2N.make_params())
+    assert method.params.seeds is None
+    assert method.runs(SelectionContext(dataset=load_dataset("digits", limit=300, seed=0), ratio=0.3, seed=0)) == 10
+    data, record = _record()
+    sel = select(data, method="el2n", ratio=0.5, seed=0, dynamics=record, progress=False)
+    assert sel.manifest["proxy_runs"] == 1  # the user's dynamics are one run

@@ -41,3 +41,21 @@ def test_global_herding_targets_the_global_mean():
     sel = select(data, method="herding", ratio=0.5, features=features, per_class=False, progress=False)
     np.testing.assert_array_equal(sel.indices, [1, 2])
     assert sel.scores[2] > sel.scores[1]
+
+
+def test_select_equals_the_herding_rule_written_out():
+    # per class: step t adds argmin_x ‖(t+1)·μ − (S + x)‖ (Welling; DeepCore's argmax would take the farthest)
+    features = digits_features()
+    labels = toy_dataset(np.repeat(np.arange(10), 30)).train.label_array
+    sel = select(toy_dataset(labels), method="herding", ratio=0.3, features=features, progress=False)
+    kept = []
+    for c in range(10):
+        x = features[labels == c].astype(np.float64)
+        chosen = np.zeros(len(x), dtype=bool)
+        for t in range(9):
+            d = np.linalg.norm((t + 1) * x.mean(0) - (x[chosen].sum(0) + x), axis=1)
+            d[chosen] = np.inf
+            chosen[int(np.argmin(d))] = True
+        kept += list(np.flatnonzero(labels == c)[chosen])
+    reference = set(kept)
+    assert len(set(sel.indices.tolist()) & reference) / len(set(sel.indices.tolist()) | reference) >= 0.99

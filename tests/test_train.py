@@ -116,9 +116,26 @@ def _cli(*args):
     return [sys.executable, "-m", "rlselector.cli", *args]
 
 
-def test_sigkill_then_resume_gives_the_same_weights(tmp_path):
-    """A run killed with SIGKILL mid-training and resumed ends exactly like an uninterrupted run."""
-    common = ["train", "--data", "digits", "--limit", "400", "--width", "8", "--epochs", "5", "--batch-size", "32", "--seed", "3", "--quiet"]
+def png_tree(root, per_class=100):
+    """An image folder of 8x8 RGB PNGs, three classes, for the lazy source."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", per_class), ("test", 4)):
+        for name in ("a", "b", "c"):
+            (root / split / name).mkdir(parents=True)
+            for k in range(count):
+                Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / split / name / f"{k}.png")
+    return root
+
+
+@pytest.mark.parametrize("source", ["digits", "lazy folder, 2 workers"])
+def test_sigkill_then_resume_gives_the_same_weights(tmp_path, source):
+    """A run killed with SIGKILL mid-training and resumed ends exactly like an uninterrupted run,
+    also when DataLoader workers decode a lazy image folder."""
+    data = (["--data", "digits", "--limit", "400"] if source == "digits"
+            else ["--data", f"folder:{png_tree(tmp_path / 'pngs')}?size=8&lazy", "--workers", "2", "--device", "cpu"])
+    common = ["train", *data, "--width", "8", "--epochs", "5", "--batch-size", "32", "--seed", "3", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(_cli(*common, "--out", str(tmp_path / "whole")), check=True, env=env, capture_output=True)
 

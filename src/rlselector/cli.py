@@ -262,7 +262,7 @@ def train(
             milestones=_parse_milestones(milestones), augment=not no_augment, seed=seed,
         )
         config.validate()
-        runtime = dict(device=device, amp=amp, channels_last=channels_last, compile=compile_model, workers=workers)
+        runtime = {"device": device, "amp": amp, "channels_last": channels_last, "compile": compile_model, "workers": workers}
         Runtime.of(**runtime)  # refused before the data loads
         dataset = _load(data, data_root, limit, seed)
         if selection is not None:

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 CACHE_CHUNK = 256
 """Images decoded per item while a cache is built."""
+CACHE_WORKERS = min(8, os.cpu_count() or 1)
+"""Processes decoding a cache of more than four chunks (a smaller one is decoded in this process)."""
 
 
 class DecodedImages:
@@ -153,7 +155,7 @@ def _build_cache(store: ImageStore, path: Path) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     os.close(handle)
     chunks = list(torch.arange(len(store)).split(CACHE_CHUNK))
-    workers = min(8, os.cpu_count() or 1) if len(chunks) > 4 else 0
+    workers = CACHE_WORKERS if len(chunks) > 4 else 0
     log.info("decoding %d images once into %s (%d worker processes)", len(store), path, workers)
     try:
         array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=tuple(store.shape))

@@ -94,7 +94,7 @@ def _index_shard(shard: Path, keys: dict[str, str]) -> tuple[list[tuple[int, int
         missing = [part for part in ("image", "cls") if part not in sample]
         if missing:
             what = "an image (.jpg, .jpeg or .png)" if "image" in missing else "a .cls file"
-            raise InputError(f"{shard}: sample {key!r} has no {what}; every sample needs {key}.<jpg|png> and {key}.cls")
+            raise InputError(f"{shard}: sample {key!r} lacks {what}; every sample needs {key}.<jpg|png> and {key}.cls")
         if key in keys:
             raise InputError(f"{shard}: sample key {key!r} is also in {keys[key]}; keys must be unique across the shards")
         keys[key] = shard.name

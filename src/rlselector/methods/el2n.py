@@ -32,7 +32,7 @@ class EL2N(ScoreMethod):
     class Params:
         epoch: int | None = param(None, "proxy epoch whose logits are scored; None = the early recorded epoch (~20% of training)", ge=0)
         seeds: int | None = param(None, "proxy runs (seeds) the score is averaged over; None = 10 as the paper (1 with --dynamics, "
-                                        "which are one run); 1 = the shared run only", ge=1)
+                                        "which are one run); 1 = the shared run only", ge=1, example=10)
         policy: str = policy_param("keep-highest")
 
     def runs(self, ctx: SelectionContext) -> int:

@@ -38,7 +38,7 @@ class GraNd(ScoreMethod):
         epoch: int | None = param(0, "proxy epoch whose features/logits are scored: 0 = at initialisation (the paper's GraNd); "
                                      "None = the early recorded epoch (~20% of training)", ge=0)
         seeds: int | None = param(None, "proxy runs (seeds) the norm is averaged over; None = 10 as the paper (1 with --dynamics, "
-                                        "which are one run); 1 = the shared run only", ge=1)
+                                        "which are one run); 1 = the shared run only", ge=1, example=10)
         policy: str = policy_param("keep-highest")
 
     def runs(self, ctx: SelectionContext) -> int:

@@ -109,24 +109,21 @@ def keep_stratified(scores: np.ndarray, k: int, rng: np.random.Generator, strata
     """CCS: split the score range into equal-width strata, then fill the budget from the sparsest
     stratum up, giving each remaining stratum an equal share and sampling uniformly inside it."""
     scores = np.asarray(scores, dtype=np.float64)
-    n = len(scores)
     edges = np.linspace(scores.min(), scores.max(), strata + 1)
     stratum = np.clip(np.searchsorted(edges, scores, side="right") - 1, 0, strata - 1)
     members = [np.flatnonzero(stratum == s) for s in range(strata)]
     members = sorted((m for m in members if len(m)), key=len)
-    takes = equal_shares(np.array([len(m) for m in members]), k)
+    takes = equal_shares(np.array([len(m) for m in members]), k)  # they sum to k (k ≤ n)
     kept = [rng.choice(group, size=int(take), replace=False) for group, take in zip(members, takes)]
     kept = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
-    if len(kept) < k:  # integer division left a few over: give them to random unkept samples
-        rest = np.setdiff1d(np.arange(n), kept)
-        kept = np.concatenate([kept, rng.choice(rest, size=k - len(kept), replace=False)])
     return lift_kept(ranks01(scores), kept)
 
 
 def equal_shares(sizes: np.ndarray, k: int) -> np.ndarray:
     """Budgets of groups of these ``sizes`` (same order) summing to min(k, Σ sizes): from the smallest
     group up, each takes an equal share of what is left and never more than it holds (``bin_allocate``
-    of CCS's strata and of D2's classes; ties in size by position)."""
+    of CCS's strata and of D2's classes; ties in size by position). The last group takes all that is
+    left, so nothing is over unless every group is full."""
     sizes = np.asarray(sizes, dtype=np.int64)
     takes = np.zeros(len(sizes), dtype=np.int64)
     left = int(k)

@@ -105,7 +105,11 @@ class Runtime:
         return torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
 
     def place(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Move ``model`` (in place) to the device, in channels-last format when asked."""
+        """Move ``model`` (in place) to the device, in channels-last format when asked. On a GPU cuDNN
+        then picks the fastest convolution for each shape it meets (a global setting, left alone when
+        the user asked for deterministic algorithms)."""
+        if self.device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
+            torch.backends.cudnn.benchmark = True
         return model.to(self.device, memory_format=torch.channels_last) if self.channels_last else model.to(self.device)
 
     def inputs(self, batch: torch.Tensor) -> torch.Tensor:

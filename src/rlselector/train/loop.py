@@ -27,8 +27,8 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from itertools import pairwise
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -374,8 +374,8 @@ def _run_epochs(
             for hook in hooks:
                 hook.on_epoch_start(epoch, model)
             epoch_start, seen = time.perf_counter(), 0
-            for number, (index, data) in enumerate(steps.batches(epoch, batches), start=1):
-                batch = steps.step(epoch, step, index, data, generator)
+            for number, (index, payload) in enumerate(steps.batches(epoch, batches), start=1):
+                batch = steps.step(epoch, step, index, payload, generator)
                 for hook in hooks:
                     hook.on_batch(batch)
                 step += 1
