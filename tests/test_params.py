@@ -29,8 +29,8 @@ def make(method: str, params: list[str] | dict):
     [
         # wrong types (a bool is never a number)
         ("rl-selector", ["epochs=five"], "rl-selector: parameter 'epochs' must be an integer ≥ 1 (or none), got 'five'; e.g. -p epochs=5"),
-        ("el2n", {"seeds": 2.5}, "el2n: parameter 'seeds' must be an integer ≥ 1, got 2.5; e.g. -p seeds=1"),
-        ("el2n", {"seeds": True}, "parameter 'seeds' must be an integer ≥ 1, got True"),
+        ("el2n", {"seeds": 2.5}, "el2n: parameter 'seeds' must be an integer ≥ 1 (or none), got 2.5; e.g. -p seeds=10"),
+        ("el2n", {"seeds": True}, "parameter 'seeds' must be an integer ≥ 1 (or none), got True"),
         ("glister", {"lr": True}, "parameter 'lr' must be a number > 0, got True"),
         ("herding", ["per_class=maybe"], "parameter 'per_class' must be true or false, got 'maybe'; e.g. -p per_class=true"),
         ("herding", {"per_class": 1}, "parameter 'per_class' must be true or false, got 1"),
