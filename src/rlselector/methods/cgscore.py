@@ -34,13 +34,12 @@ changes nothing), one with a conflicting label scores very high.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
 
-from ..selection.method import MethodResult, ScoreMethod, SelectionContext, param, policy_param, register_method
+from ..selection.method import ScoreMethod, SelectionContext, param, policy_param, register_method
 from ..progress import step_progress
 
 
@@ -93,9 +92,8 @@ class CGScore(ScoreMethod):
     def validate(self, ctx: SelectionContext) -> None:
         ctx.check_embeddings(self.name)
 
-    def run(self, ctx: SelectionContext) -> MethodResult:
-        # per-class ranking is the class-balanced policy: proportional quotas, each class's own top
-        return super().run(dataclasses.replace(ctx, class_balanced=ctx.class_balanced or self.params.per_class))
+    def ranks_per_class(self, ctx: SelectionContext) -> bool:
+        return ctx.class_balanced or self.params.per_class
 
     def score(self, ctx: SelectionContext) -> np.ndarray:
         p = self.params

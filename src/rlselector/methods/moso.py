@@ -31,14 +31,13 @@ Differences, each a parameter or stated:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import InputError
 from ..selection import scores
-from ..selection.method import MethodResult, ScoreMethod, SelectionContext, param, policy_param, register_method
+from ..selection.method import ScoreMethod, SelectionContext, param, policy_param, register_method
 
 
 def moso_scores(checkpoints: list[tuple[np.ndarray, np.ndarray, float]], labels: np.ndarray) -> np.ndarray:
@@ -83,9 +82,8 @@ class MoSo(ScoreMethod):
             raise InputError(f"method {self.name!r}: {ctx.dynamics.source} has no field 'lr' (E,) to weight checkpoints by; "
                              f"add it or pass -p lr_weighted=false")
 
-    def run(self, ctx: SelectionContext) -> MethodResult:
-        # per-class ranking is the class-balanced policy: proportional quotas, each class's own top
-        return super().run(dataclasses.replace(ctx, class_balanced=ctx.class_balanced or self.params.per_class))
+    def ranks_per_class(self, ctx: SelectionContext) -> bool:
+        return ctx.class_balanced or self.params.per_class
 
     def score(self, ctx: SelectionContext) -> np.ndarray:
         record = ctx.proxy()

@@ -299,9 +299,14 @@ class ScoreMethod(SelectionMethod):
         """The policy that turns scores into the subset (may depend on the ratio)."""
         return getattr(self.params, "policy", self.default_policy)
 
+    def ranks_per_class(self, ctx: SelectionContext) -> bool:
+        """Whether the policy runs inside each class with proportional quotas (``--class-balanced``;
+        methods whose reference ranks per class say so here)."""
+        return ctx.class_balanced
+
     def run(self, ctx: SelectionContext) -> MethodResult:
         raw = np.asarray(self.score(ctx), dtype=np.float64)
-        labels = ctx.labels if ctx.class_balanced else None
+        labels = ctx.labels if self.ranks_per_class(ctx) else None
         kept, priority = apply_policy(
             self.policy_name(ctx), raw, ctx.budget, ctx.rng("policy"), labels=labels, num_classes=ctx.dataset.num_classes
         )
