@@ -5,8 +5,9 @@ fresh process (so each peak RSS is its own): ``memory`` decodes every file at lo
 (``folder:ROOT``), ``lazy`` lists them and decodes each batch in DataLoader workers
 (``folder:ROOT?size=32&lazy``). Per mode: the load; one pass over an epoch's batches (batch 256,
 the training loop's reader, ``--workers`` processes) in images/s; one epoch of ``train()``
-(ResNet-18 width 8, one torch thread) on a ``--train-images`` subset; peak RSS of the main process
-and of its largest worker.
+(ResNet-18 width 8, one torch thread) on a ``--train-images`` subset; the main process's peak RSS
+after its imports, after the load and at the end, and the peak RSS of its largest worker (pages it
+shares with the main process counted).
 
     .venv/bin/python benchmarks/lazy_folder.py --root /tmp/lazy-png-100k --images 100000 --workers 2
 """
@@ -54,6 +55,7 @@ def measure(root: Path, mode: str, workers: int, train_images: int) -> dict:
     from rlselector.train.loop import epoch_batches
 
     torch.set_num_threads(1)
+    rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
     dataset = load_dataset(f"folder:{root}" if mode == "memory" else f"folder:{root}?size=32&lazy")
     load_s = time.perf_counter() - start
@@ -72,7 +74,7 @@ def measure(root: Path, mode: str, workers: int, train_images: int) -> dict:
     return {
         "mode": mode, "images": len(dataset), "load_s": load_s, "read_images_per_s": read_rate,
         "train_images_per_s": result.images_per_second, "train_images": len(subset),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_after_load_mb": rss_after_load,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_after_load_mb": rss_after_load, "rss_imports_mb": rss_imports,
         "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
 
@@ -99,13 +101,13 @@ def main() -> None:
         print(rows[-1], flush=True)
     print()
     print(f"machine: {platform.processor() or platform.machine()}, 1 torch thread, {args.workers} DataLoader workers")
-    print("| source | load s | read images/s (batch 256) | train() images/s (ResNet-18 w8, %s images) | peak RSS main MB | peak RSS of a worker MB |"
-          % f"{args.train_images:,}")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| source | load s | read images/s (batch 256) | train() images/s (ResNet-18 w8, %s images) | RSS after imports MB "
+          "| after load MB | peak MB | peak of a worker MB |" % f"{args.train_images:,}")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         name = "in memory (`folder:ROOT`)" if row["mode"] == "memory" else "lazy (`folder:ROOT?size=32&lazy`)"
         print(f"| {name} | {row['load_s']:.1f} | {row['read_images_per_s']:,.0f} | {row['train_images_per_s']:,.0f} | "
-              f"{row['peak_rss_mb']:,.0f} | {row['worker_peak_rss_mb']:,.0f} |")
+              f"{row['rss_imports_mb']:,.0f} | {row['rss_after_load_mb']:,.0f} | {row['peak_rss_mb']:,.0f} | {row['worker_peak_rss_mb']:,.0f} |")
 
 
 if __name__ == "__main__":

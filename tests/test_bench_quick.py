@@ -42,7 +42,7 @@ def _render(html: Path, png: Path, profile: Path) -> subprocess.CompletedProcess
     return subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
-         f"--screenshot={png}", "--window-size=1400,3000", html.resolve().as_uri()],
+         f"--screenshot={png}", "--window-size=1400,4000", html.resolve().as_uri()],
         capture_output=True, timeout=120,
     )
 
@@ -62,6 +62,6 @@ def test_report_renders_in_headless_chromium(tmp_path):
     from PIL import Image
 
     image = np.asarray(Image.open(png).convert("L"), dtype=np.float32)
-    assert image.shape == (3000, 1400)
+    assert image.shape == (4000, 1400)
     assert png.stat().st_size > 50_000  # text, tables and plots, not a blank page
     assert (image < 128).mean() > 0.01 and image.std() > 20

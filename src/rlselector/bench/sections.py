@@ -90,10 +90,11 @@ class ReportBuilder:
             kinds[r["kind"]] += 1
         counts = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
         datasets = sorted({r["data"]["name"] for r in main if r.get("data")})
-        validation = next((r["validation"] for r in main if r.get("validation")), None)
-        split = (f"validation accuracy (%) on a seeded, class-stratified hold-out of {100 * validation['fraction']:g} % of the training "
-                 f"set ({validation['n']} samples, seed {validation['seed']}) that neither selection nor training saw: the split to "
-                 f"choose defaults on" if self.split == "validation" and validation else "test accuracy (%)")
+        validation = next((r["validation"] for r in main if isinstance(r.get("validation"), dict)), {})
+        held = f"{100 * validation['fraction']:g} % of the training set" if isinstance(validation.get("fraction"), (int, float)) else "the training set"
+        split = (f"validation accuracy (%) on a seeded, class-stratified hold-out of {held} ({validation.get('n', '–')} samples, seed "
+                 f"{validation.get('seed', '–')}) that neither selection nor training saw: the split to choose defaults on"
+                 if self.split == "validation" else "test accuracy (%)")
         return (
             f"Results directory {self.results}; {len(self.records)} stored cells ({counts}); data: {', '.join(datasets) or '–'}. "
             f"Written {time.strftime('%Y-%m-%d %H:%M')}. "
@@ -296,10 +297,13 @@ class ReportBuilder:
                             f"RL-Selector's training by epoch ({DIAGNOSTIC_RECORDS} of each selection, first seed; dotted: the target ratio)"))
             last = [{"selection": label, "column": i, "value": history[-1].get(key)}
                     for label, history in histories.items() for i, key in enumerate(DIAGNOSTIC_COLUMNS)]
+            never = [DIAGNOSTIC_COLUMNS[i].replace("_", " ") for i in range(len(DIAGNOSTIC_COLUMNS))
+                     if all(_finite(x["value"]) is None for x in last if x["column"] == i)]
             self.add(build_table(last, title="RL-Selector at its last epoch (– = not recorded)", row=lambda x: x["selection"],
                                  column=lambda x: x["column"], value=lambda x: _finite(x["value"]), pair=lambda x: None,
                                  row_name="selection", row_order=list(histories), test=False, mark_best=False, fmt="{:.3g}",
-                                 column_label=lambda i: DIAGNOSTIC_COLUMNS[i].replace("_", " ")))
+                                 column_label=lambda i: DIAGNOSTIC_COLUMNS[i].replace("_", " "),
+                                 note=f"not recorded in any selection's last epoch: {', '.join(never)}" if never else ""))
             if unreadable:
                 self.add(Text(f"{unreadable} line(s) of {DIAGNOSTIC_RECORDS} were not JSON objects and are left out."))
         if natural:

@@ -153,7 +153,11 @@ class TrainResult:
 
 class Objective:
     """What a training step minimises. The default: cross-entropy of the class logits. Another
-    objective (e.g. contrastive) makes its own network inputs and per-sample losses."""
+    objective (e.g. contrastive) makes its own network inputs and per-sample losses.
+
+    Both methods see tensors on the training device (uint8 ``images``, ``labels``); randomness comes
+    from ``generator``, a CPU generator: draw on the CPU and move the draws (``.to(images.device)``),
+    so a seed gives the same inputs on every device. ``losses`` gets float32 outputs outside autocast."""
 
     supervised = True
     """The outputs are class logits, so train accuracy is logged."""
