@@ -324,7 +324,7 @@ def quickstart(
         with output_lock(out, "rlselector quickstart"):
             selections = {}
             wanted = ratio
-            for name in (method, "random"):
+            for name in dict.fromkeys((method, "random")):  # the method, then random (once when it is random)
                 sel_dir = out / f"selection-{name}"
                 params = {"recipe": recipe_name} if "target-training" in get_method(name).inputs else {}
                 if (sel_dir / "selection.json").exists():
