@@ -4,7 +4,7 @@ ResNet-18 width 16 on a Fashion-MNIST stratified subset, one epoch per run, ``de
 two precisions alternate within each round (fp32, bf16, fp32, ...) so machine load hits both alike.
 The final train loss of each run is printed too (bf16 rounds the activations, so it differs).
 
-    .venv/bin/python benchmarks/amp_cpu.py --samples 4000 --rounds 3 --threads 2
+    .venv/bin/python benchmarks/amp_cpu.py --samples 1000 --rounds 3 --threads 1
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from rlselector.train import TrainConfig, build_for, train
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=4000)
+    parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
