@@ -39,12 +39,16 @@ ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU
 RECIPE_HELP = "Named training recipe: " + "; ".join(f"{r.name} ({r.summary})" for r in RECIPES.values())
 
 
+_threads_before_command: int | None = None
+
+
 def _set_threads(threads: int | None) -> int:
     """Fix torch's thread count for this run (torch sizes its pool once) and return it."""
     import os
 
     import torch
 
+    threads = threads if threads is not None else _threads_before_command
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) - round(os.getloadavg()[0]))
     torch.set_num_threads(threads)
@@ -61,7 +65,10 @@ def _version(show: bool) -> None:
 def _setup(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    threads: ThreadsOpt = None,
 ) -> None:
+    global _threads_before_command
+    _threads_before_command = threads  # 'rlselector --threads 1 select ...' keeps working beside 'select --threads 1'
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
