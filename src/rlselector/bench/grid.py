@@ -14,7 +14,7 @@ cpu-full`` and a YAML file holding the same mapping run the same grid. A minimal
     models: [resnet18, {name: vgg16, width: 16}]
     recipe: cpu                # a recipe name, or {base: cpu, epochs: 3, lr: 0.05, ...}
     method_params: {rl-selector: {recipe: cpu}}
-    proxy: {width: 8, epochs: 4, batch_size: 64, record_epochs: [1, 2, 4]}   # optional
+    proxy: {width: 8, epochs: 4, batch_size: 64, record_epochs: [0, 1, 2, 4]}   # optional (0 = at initialisation, for GraNd)
     label_noise: [0.0, 0.2]    # shares of training labels flipped (0 = clean)
     validation: 0.1            # a seeded, class-stratified hold-out of the training set (optional)
     transfer: {data: mnist, limit: 10000, recipe: {base: cpu, epochs: 2}}    # optional

@@ -19,8 +19,8 @@ def _target_recipes(recipe: str) -> dict[str, dict[str, Any]]:
     return {m: {"recipe": recipe} for m in TARGET_TRAINING_METHODS}
 
 
-_CPU_TINY_PROXY = {"model": "resnet18", "width": 8, "epochs": 3, "batch_size": 64, "lr": 0.05, "record_epochs": [1, 2, 3]}
-_CPU_PROXY = {"model": "resnet18", "width": 8, "epochs": 5, "batch_size": 128, "lr": 0.1, "record_epochs": [1, 3, 5]}
+_CPU_TINY_PROXY = {"model": "resnet18", "width": 8, "epochs": 3, "batch_size": 64, "lr": 0.05, "record_epochs": [0, 1, 2, 3]}
+_CPU_PROXY = {"model": "resnet18", "width": 8, "epochs": 5, "batch_size": 128, "lr": 0.1, "record_epochs": [0, 1, 3, 5]}
 _CPU_GRID = {  # shared by cpu-full, cpu-transfer and cpu-noise: their clean cells are the same cells
     "data": "fashion-mnist", "limit": 8000, "models": [{"name": "resnet18", "width": 8}], "recipe": "cpu",
     "method_params": _target_recipes("cpu"), "proxy": _CPU_PROXY, "threads": 1,

@@ -62,6 +62,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device("cuda", index)
 
 
+def _cpu_has_half_kernels(amp: str) -> bool:
+    """Whether oneDNN runs ``amp``'s precision natively on this CPU (AVX512-BF16, AMX or AVX512-FP16)."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported" if amp == "bf16" else "_is_mkldnn_fp16_supported", None)
+    try:
+        return bool(check()) if check is not None else True
+    except RuntimeError:  # a build without oneDNN: say nothing rather than guess
+        return True
+
+
 @dataclass(frozen=True)
 class Runtime:
     """Where one training runs and how (see the module's docstring); :meth:`of` checks and resolves it."""
@@ -107,9 +116,14 @@ class Runtime:
     def place(self, model: torch.nn.Module) -> torch.nn.Module:
         """Move ``model`` (in place) to the device, in channels-last format when asked. On a GPU cuDNN
         then picks the fastest convolution for each shape it meets (a global setting, left alone when
-        the user asked for deterministic algorithms)."""
+        the user asked for deterministic algorithms); on a CPU without half-precision instructions
+        mixed precision is warned about."""
         if self.device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
             torch.backends.cudnn.benchmark = True
+        if self.amp != "off" and self.device.type == "cpu" and not _cpu_has_half_kernels(self.amp):
+            log.warning("--amp %s on a CPU without %s instructions: torch emulates them, expect it several times slower than "
+                        "float32 (bf16 ran 10x slower on a 2-core EPYC without them: BENCHMARKS.md); mixed precision pays on GPUs",
+                        self.amp, self.amp)
         return model.to(self.device, memory_format=torch.channels_last) if self.channels_last else model.to(self.device)
 
     def inputs(self, batch: torch.Tensor) -> torch.Tensor:
