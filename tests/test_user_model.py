@@ -80,8 +80,12 @@ def test_train_and_select_with_the_users_factory(factory_file, tmp_path):
         assert torch.equal(a, b)
     sel = select(data, "cover-static", 0.5, 0, model=factory, epochs=1, recipe="cpu-tiny", out=tmp_path / "sel", progress=False)
     assert sel.manifest["n_kept"] == 150
-    with pytest.raises(InputError, match="trains no network"):
+    with pytest.raises(InputError, match="trains no target network"):
         select(data, "random", 0.5, 0, model=factory, progress=False)
+    with pytest.raises(InputError, match="SelectionLoop"):
+        select(data, "el2n", 0.5, 0, model=factory, progress=False)
+    rl = select(data, "rl-selector", 0.5, 0, model=factory, epochs=2, recipe="cpu-tiny", progress=False)
+    assert rl.manifest["target"]["model"].startswith("user: ") and rl.manifest["target"]["model"].endswith(":build")
     with pytest.raises(InputError, match="takes a factory"):
         select(data, "cover-static", 0.5, 0, model="resnet18", progress=False)
 

@@ -117,8 +117,12 @@ def select(
     if model is not None and (not callable(model) or isinstance(model, str)):
         raise InputError(f"model= takes a factory build(*, in_channels, num_classes, image_size) -> nn.Module, got {type(model).__name__}; "
                          f"for a registered model use the recipe (recipe=...)")
-    if model is not None and not ({"target-training", "proxy", "features"} & set(method_cls.inputs)):
-        raise InputError(f"model=: method {method!r} trains no network (its inputs: {', '.join(method_cls.inputs) or 'none'}); drop model=")
+    if model is not None and "target-training" not in method_cls.inputs:
+        raise InputError(
+            f"model=: method {method!r} trains no target network (its inputs: {', '.join(method_cls.inputs) or 'none'}); its proxy "
+            f"is the recipe's registered model. To score with your own network, train it in your loop with a SelectionLoop "
+            f"(see README, 'Your own training loop'), or drop model="
+        )
     if resume and overwrite:
         raise InputError("--resume continues the run in --out and --overwrite replaces it: pass one of them, not both")
     out_dir = check_out(out, overwrite=overwrite or resume)

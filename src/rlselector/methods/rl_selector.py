@@ -45,7 +45,7 @@ from ..selection.format import MANIFEST
 from ..selection.policies import apply_policy, band_decision, lift_kept, policy_sample
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
 from ..selection.observe import Observer, ObservingMethod, batch_indices, batch_rows
-from ..selection.target import TARGET_DIR, check_cover_inputs, target_recipe, train_target
+from ..selection.target import TARGET_DIR, check_cover_inputs, target_description, target_recipe, train_target
 from ..train import replay_features
 from ..train.loop import CHECKPOINT
 
@@ -299,8 +299,9 @@ class RLSelector(SelectionMethod, ObservingMethod):
             if transfer:
                 model, state = self._initial_state(ctx, named)
                 hook.load_state_dict(state, ratio_changes=True)
-            train_target(ctx.dataset, named, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress, hooks=[hook], model=model)
-        result = self.decide(ctx, hook, network={"model": named.model, "width": named.width})
+            train_target(ctx.dataset, named, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress, hooks=[hook], model=model,
+                         factory=ctx.model)
+        result = self.decide(ctx, hook, network=target_description(named, ctx.model, recipe.epochs))
         result.info["wall_s"] = time.perf_counter() - started
         return result
 
@@ -389,7 +390,7 @@ class RLSelector(SelectionMethod, ObservingMethod):
         self._checked_init(ctx)
         state = load_checkpoint(Path(self.params.init_from) / "work" / TARGET_DIR / CHECKPOINT,
                                 fix="Pass another finished run to --init-from, or rerun that selection.")
-        model = build_for(ctx.dataset, named.model, named.width, ctx.seed)
+        model = build_for(ctx.dataset, ctx.model or named.model, named.width, ctx.seed)
         model.load_state_dict(state["model"])
         return model, state["hooks"][0]
 

@@ -92,7 +92,7 @@ class SelectionContext:
     progress: bool = True
     model: Any = None
     """The user's model factory (``build(*, in_channels, num_classes, image_size) -> nn.Module``) for the
-    networks a method trains (target or proxy); None = the recipe's registered model."""
+    target network of the methods that train one; None = the recipe's registered model."""
     proxy_config: Any = None
     """The recipe of the proxy run (a ProxyConfig); None = the default for the dataset."""
     cost: SelectionCost = field(default_factory=SelectionCost)
