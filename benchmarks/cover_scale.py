@@ -32,7 +32,6 @@ import platform
 import resource
 import time
 
-import numpy as np
 import torch
 from scipy.stats import spearmanr
 

@@ -1,6 +1,8 @@
 """Image-folder sources: a ``train/<class>/`` tree (``folder:``) and the Tiny-ImageNet-200 layout.
 
-Both decode their images with :class:`.images.ImageReader`. A file that is not an image (a stray
+Both decode their images with :class:`.images.ImageReader` (``folder:...&lazy`` decodes them on
+demand instead, :class:`.stores.FileImages`; the ImageNet layout, :mod:`.imagenet`, shares the
+listing and label-list helpers here). A file that is not an image (a stray
 ``notes.txt``) is skipped, with one warning that counts them; anything else that is not where the
 layout expects it is refused by name. A sample's ID is its path relative to the root.
 """
