@@ -9,6 +9,7 @@ them with the command. One torch and one faiss thread (OMP_NUM_THREADS=1).
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cover_scale.py imagenet --dim 512
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cover_scale.py imagenet --dim 2048 --projection 256
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cover_scale.py large --samples 1000000 --queries 2000 --subsample 60000
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cover_scale.py large --samples 1000000 --queries 2000 --subsample 0 --nprobes 16 32 64
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cover_scale.py large --samples 200000 --queries 0 --subsample 0 --full
 
 ``bank``: agreement of float16 and projected banks with the exact float32 cover (ε recomputed by the
@@ -214,20 +215,24 @@ def large(args) -> None:
         index, share = _ivf_build(faiss, features, eps, IVFSettings(seed=args.seed))
         build_s = time.process_time() - cpu
         queries = torch.randperm(n, generator=generator)[: args.queries]
-        cpu = time.process_time()
-        counts, _, _ = _ivf_range_block(index, features[queries], queries, eps)
-        query_s = time.process_time() - cpu
         exact = torch.zeros(len(queries), dtype=torch.float64)
         chosen = features[queries].double()
         for first in range(0, n, 20_000):
             exact += (torch.cdist(chosen, features[first : first + 20_000].double()) <= eps).sum(1)
         exact -= 1  # each query itself
-        print(f"- index: nlist {index.nlist}, nprobe {index.nprobe} (p̂ = {share:.4f}), build {build_s:.0f} CPU s, "
-              f"peak RSS {peak_rss_gb():.2f} GB")
-        print(f"- range search of {len(queries):,} seeded queries: {query_s:.1f} CPU s → {query_s / len(queries) * n / 3600:.2f} h "
-              f"for all {n:,} on one thread; against exact counts of those queries: Spearman "
-              f"{spearmanr(exact, counts)[0]:.4f}, recall {count_recall(counts, exact):.4f}, mean exact degree "
-              f"{float(exact.mean()) / (n - 1):.4f}")
+        print(f"- index: nlist {index.nlist}, calibrated nprobe {index.nprobe} (p̂ = {share:.4f}), build and calibration "
+              f"{build_s:.0f} CPU s, peak RSS {peak_rss_gb():.2f} GB; mean exact degree {float(exact.mean()) / (n - 1):.4f}\n")
+        print(f"| nprobe | range search of {len(queries):,} seeded queries, CPU s | all {n:,} on one thread, h (extrapolated) | "
+              "Spearman (degree) | recall |")
+        print("|---:|---:|---:|---:|---:|")
+        for nprobe in sorted({index.nprobe, *args.nprobes}):
+            index.nprobe = nprobe
+            cpu = time.process_time()
+            counts, _, _ = _ivf_range_block(index, features[queries], queries, eps)
+            query_s = time.process_time() - cpu
+            print(f"| {nprobe} | {query_s:.1f} | {query_s / len(queries) * n / 3600:.2f} | {spearmanr(exact, counts)[0]:.4f} | "
+                  f"{count_recall(counts, exact):.4f} |")
+        print()
         del features, index
     if args.subsample:
         rows = torch.randperm(n, generator=generator)[: args.subsample]
@@ -272,6 +277,7 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=2000)
     p.add_argument("--subsample", type=int, default=60_000)
     p.add_argument("--full", action="store_true")
+    p.add_argument("--nprobes", type=int, nargs="*", default=[], help="more nprobe values to time on the query sample")
     p.set_defaults(run=large)
     args = parser.parse_args()
     args.run(args)

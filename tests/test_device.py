@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from test_train import CrashAt
 
 from rlselector import load_dataset
 from rlselector.errors import InputError
@@ -25,15 +26,6 @@ def small():
 
 def fresh(ds):
     return build_for(ds, "resnet18", 4, 0)
-
-
-class CrashAt(TrainHook):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, model):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 class Placement(TrainHook):

@@ -59,7 +59,7 @@ SAMPLE_PAIRS = 1_000_000
 
 MIN_PROBE = 8
 CALIBRATION_QUERIES = 256
-"""Calibrated IVF probing: nprobe starts at ``MIN_PROBE`` and doubles until the range search finds
+"""Calibrated IVF probing: nprobe starts at ``MIN_PROBE`` and grows by half until the range search finds
 ``IVFSettings.target_recall`` of the exact ε-neighbours of ``CALIBRATION_QUERIES`` seeded queries
 (their exact counts cost 256 · n_k · d). How many cells an ε-ball spans depends on the data (its
 intrinsic dimension, how ε compares with the cell size), so no fixed nprobe holds: on the same
@@ -449,8 +449,9 @@ def _ivf_build(faiss: Any, base: torch.Tensor, eps: float, settings: IVFSettings
 
 
 def _calibrated_nprobe(index: Any, base: torch.Tensor, eps: float, target: float, generator: torch.Generator) -> int:
-    """The smallest of MIN_PROBE, 2·MIN_PROBE, … (or all lists) whose range search finds ``target`` of
-    the exact ε-neighbours of a seeded sample of indexed rows."""
+    """The smallest of MIN_PROBE, ⌈1.5·MIN_PROBE⌉, … (or all lists) whose range search finds ``target``
+    of the exact ε-neighbours of a seeded sample of indexed rows (steps of half: the scan's cost is
+    proportional to nprobe, so doubling could overshoot by up to 2×)."""
     queries = torch.randperm(len(base), generator=generator)[:CALIBRATION_QUERIES]
     chosen = base[queries].to(torch.float64)
     exact = sum(
@@ -462,7 +463,7 @@ def _calibrated_nprobe(index: Any, base: torch.Tensor, eps: float, target: float
         found, _, _ = _ivf_range_block(index, base[queries], queries, eps)
         if float(torch.minimum(found, exact.to(torch.float64)).sum()) >= target * int(exact.sum()):
             break
-        nprobe *= 2
+        nprobe = math.ceil(1.5 * nprobe)
     return min(nprobe, index.nlist)
 
 

@@ -12,6 +12,7 @@ file there.
 from __future__ import annotations
 
 import io
+import os
 import posixpath
 import re
 import tarfile
@@ -118,9 +119,8 @@ class ShardImages(DecodedImages):
         shard = int(self.shard_of[i])
         if shard not in self._open:
             self._open[shard] = open(self.shards[shard], "rb")
-        handle = self._open[shard]
-        handle.seek(int(self.offsets[i]))
-        data = handle.read(int(self.sizes[i]))
+        # pread, not seek + read: DataLoader workers forked after a read share the handle's file offset
+        data = os.pread(self._open[shard].fileno(), int(self.sizes[i]), int(self.offsets[i]))
         return file_pixels(io.BytesIO(data), f"{self.shards[shard]}: {self.keys[i].decode()}", self.size, crop=True)[0]
 
     def describe(self) -> Iterator[str]:

@@ -91,7 +91,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float, *, reduction
     batch = z1.shape[0]
     logits = z @ z.T / temperature
     logits.fill_diagonal_(float("-inf"))  # a view is not its own candidate
-    targets = torch.cat([torch.arange(batch, 2 * batch), torch.arange(batch)])
+    targets = torch.cat([torch.arange(batch, 2 * batch), torch.arange(batch)]).to(z.device)
     return F.cross_entropy(logits, targets, reduction=reduction)
 
 
@@ -130,7 +130,7 @@ def _view(images: torch.Tensor, dataset: Dataset, config: SSLConfig, stats, gene
     if dataset.hflip:
         x = random_hflip(x, generator)
     if config.noise_std > 0:
-        x = (x + config.noise_std * torch.randn(x.shape, generator=generator)).clamp_(0.0, 1.0)
+        x = (x + config.noise_std * torch.randn(x.shape, generator=generator).to(x.device)).clamp_(0.0, 1.0)  # drawn on the CPU generator
     return normalize(x, *stats)
 
 
