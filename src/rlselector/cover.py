@@ -48,10 +48,11 @@ must be installed). ``auto``: as ``faiss`` where faiss is installed, else exact 
 
 APPROXIMATE_ABOVE = 50_000
 """Default class size above which ``auto``/``faiss`` approximate (``BENCHMARKS.md``, "Cover at scale"):
-below about 20,000 samples the exact blocks are faster than the faiss path at its calibrated recall
-(0.2× at 5,000, 1.2× at 20,000, 1.8× at 50,000, the gain growing as the scanned share of cells falls),
-and every dataset this project reproduces (classes of ≤ 6,000; ImageNet's ≤ 1,300) stays exact, as
-``docs/method.md`` §1 requires; at 50,000 the exact ε + cover takes ~3 CPU minutes per class, ∝ n_k²."""
+the faiss path at its calibrated recall (≥ 0.95) is 0.6× as fast as the exact blocks at 5,000
+samples, 1.2× at 10,000, 1.6× at 20,000 and 2.2× at 50,000 (one thread). The exact cover is the
+method's default (``docs/method.md`` §1) and every dataset this project reproduces (classes of
+≤ 6,000; ImageNet's ≤ 1,300) stays below 50,000, where the exact ε + cover takes ~3 CPU minutes per
+class and grows as n_k²; above it the approximate path is the one that still finishes."""
 
 SAMPLE_PAIRS = 1_000_000
 """Pairs sampled for ε of an approximated class: the q-quantile's rank error is
@@ -62,9 +63,10 @@ CALIBRATION_QUERIES = 256
 """Calibrated IVF probing: nprobe starts at ``MIN_PROBE`` and grows by half until the range search finds
 ``IVFSettings.target_recall`` of the exact ε-neighbours of ``CALIBRATION_QUERIES`` seeded queries
 (their exact counts cost 256 · n_k · d). How many cells an ε-ball spans depends on the data (its
-intrinsic dimension, how ε compares with the cell size), so no fixed nprobe holds: on the same
-synthetic features 16 of 142 lists found 95 % at 20,000 samples, while 9 of 224 found 58 % at 50,000
-(``BENCHMARKS.md``, "Cover at scale")."""
+intrinsic dimension, how ε compares with the cell size), so no fixed rule holds: nprobe =
+max(8, ⌈4 · p̂ · nlist⌉) found 0.73 of the neighbours at 20,000 samples and 0.58 at 50,000 on
+synthetic ReLU features, ≥ 0.9999 on another generator, and 1,000,000 of those features needed 140 of
+1,000 lists for 0.95 (``BENCHMARKS.md``, "Cover at scale")."""
 
 TRAIN_PER_LIST = 64
 """k-means training points per IVF list (faiss subsamples to this many, seeded)."""
