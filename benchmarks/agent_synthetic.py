@@ -29,26 +29,49 @@ from dataclasses import dataclass
 
 import torch
 
-from rlselector.agent import AgentConfig, SelectorAgent, normalised_cover
+from rlselector.agent import AgentConfig
+from rlselector.methods.rl_selector import SelectorHook
+from rlselector.selection.policies import BAND, band_decision
+from rlselector.train import replay_features
 from rlselector.cover import Cover, cover, epsilon, greedy_set_aware_prune, redundancy_rank
 
 VARIANTS: dict[str, AgentConfig] = {
     "default": AgentConfig(),
     "paper-literal": AgentConfig.paper_literal(),
     "method-9": AgentConfig.method_9(),
-    # One lever of the default changed at a time:
-    "updates-16": AgentConfig(updates_per_step=16),
-    "a2c-critic": AgentConfig(estimator="critic"),
-    "a2c-critic-8": AgentConfig(estimator="critic", action_samples=8),
-    "dual-ascent": AgentConfig(ratio_control="dual-ascent"),
-    "penalty": AgentConfig(ratio_control="penalty"),
-    "batch-feedback": AgentConfig(ratio_feedback="batch-decisions"),
-    "no-averaging": AgentConfig(decision_ema=0.0),
+    # Broken agents: must lose what the default shows.
+    "lr-0": AgentConfig(learning_rate=0.0),
+    "shuffled-reward": AgentConfig(),
+    # One lever of the default changed at a time (docs/agent-convergence.md, one row per parameter):
+    "no-critic": AgentConfig.no_critic(),
+    "action-samples-1": AgentConfig(action_samples=1),
+    "gamma-0.5": AgentConfig(gamma=0.5),
+    "gamma-0.9": AgentConfig(gamma=0.9),
+    "normalized-advantage": AgentConfig(normalize_advantage=True),
+    "hidden-128-64": AgentConfig(hidden_sizes=(128, 64)),
+    "lr-3e-4": AgentConfig(learning_rate=3e-4),
     "constant-lr": AgentConfig(final_lr_fraction=1.0),
+    "weight-decay-5e-4": AgentConfig(weight_decay=5e-4),
+    "adam-eps-1e-8": AgentConfig(adam_eps=1e-8),
+    "updates-1": AgentConfig(updates_per_step=1),
+    "temperature-1": AgentConfig(temperature=1.0, entropy_coef=1.0),
     "no-entropy": AgentConfig(entropy_coef=0.0),
-    "weight-decay": AgentConfig(weight_decay=5e-4),
+    "dual-ascent": AgentConfig(ratio_control="dual-ascent"),
+    "dual-ascent-rate-0.05": AgentConfig(ratio_control="dual-ascent", multiplier_rate=0.05),
+    "penalty": AgentConfig(ratio_control="penalty"),
+    "penalty-coef-1": AgentConfig(ratio_control="penalty", ratio_coef=1.0),
+    "tracking-0.1": AgentConfig(tracking_rate=0.1),
+    "batch-feedback": AgentConfig(ratio_feedback="batch-decisions"),
     "centred-cover": AgentConfig(cover_signal="centred"),
+    "no-averaging": AgentConfig(decision_ema=0.0),
     "raw-states": AgentConfig(normalize_states=False),
+    "no-set-state": AgentConfig(set_state=False),
+    "set-weight-0": AgentConfig(set_weight=0.0),
+    "set-weight-1": AgentConfig(set_weight=1.0),
+    "set-weight-4": AgentConfig(set_weight=4.0),
+    "neighbours-8": AgentConfig(neighbours=8),
+    "scale-neighbour-1": AgentConfig(scale_neighbour=1),
+    "scale-neighbour-8": AgentConfig(scale_neighbour=8),
 }
 
 
@@ -88,41 +111,35 @@ def make_synthetic(
 
 def train_agent(
     features: torch.Tensor,
-    cover_result: Cover,
+    labels: torch.Tensor,
     target_ratio: float,
     config: AgentConfig,
     *,
     epochs: int,
     batch_size: int,
     seed: int,
+    eps_rule: str = "quantile",
+    eps_quantile: float = 0.01,
     reference_size: int = 4096,
-) -> tuple[SelectorAgent, list[dict]]:
-    """The per-minibatch loop of method.md §4 on fixed features; returns the agent and per-epoch means.
+    shuffled_reward: bool = False,
+) -> SelectorHook:
+    """RL-Selector's own hook (``rlselector.methods.rl_selector.SelectorHook``) replayed over fixed
+    features: the cover refreshed before the first step, then ``epochs`` passes of minibatches.
+    ``shuffled_reward`` permutes each batch's Ĉ across its samples before the agent sees it (a broken
+    reward: the same values, no longer the samples')."""
+    hook = SelectorHook(labels.numpy(), target_ratio, config, seed=seed, epochs=None, total_steps=epochs * math.ceil(len(labels) / batch_size),
+                        epsilon_rule=eps_rule, epsilon_quantile=eps_quantile, set_aware=False, reference_size=reference_size, progress=False)
+    hook.bank = features.clone()
+    hook.refresh_cover()
+    if shuffled_reward:
+        step, generator = hook.agent.step, torch.Generator().manual_seed(seed + 99)
 
-    Each step also hands the agent ``reference_size`` random rows (its ratio feedback in the default)
-    and the kept share of the paper's score vector (the literal feedback)."""
-    n = features.shape[0]
-    batches_per_epoch = math.ceil(n / batch_size)
-    agent = SelectorAgent(features.shape[1], target_ratio, config, seed=seed, total_steps=epochs * batches_per_epoch)
-    cover_hat = normalised_cover(cover_result, target_ratio, config.cover_signal)
-    scores = torch.ones(n)  # the paper's dataset-wide score vector, s ← 1 at the start
-    generator = torch.Generator().manual_seed(seed + 2)
-    history = []
-    for epoch in range(epochs):
-        steps = []
-        for batch in torch.randperm(n, generator=generator).split(batch_size):
-            reference = features[torch.randperm(n, generator=generator)[:reference_size]]
-            kept_fraction = float((scores >= 0.5).float().mean())
-            actions, stats = agent.step(
-                features[batch], cover_hat[batch], reference_states=reference, kept_fraction=kept_fraction
-            )
-            scores[batch] = actions
-            steps.append(dataclasses.asdict(stats))
-        history.append({key: _nanmean([s[key] for s in steps]) for key in steps[0]})
-        history[-1]["natural_ratio"] = float((agent.keep_scores(features) >= 0.5).float().mean())
-        history[-1]["epoch"] = epoch
-    agent.finish()
-    return agent, history
+        def shuffled_step(states, cover_hat, **kwargs):
+            return step(states, cover_hat[torch.randperm(len(cover_hat), generator=generator)], **kwargs)
+
+        hook.agent.step = shuffled_step
+    replay_features(features, labels, epochs=epochs, batch_size=batch_size, seed=seed, hooks=[hook], progress=False)
+    return hook
 
 
 def agreement(keep_scores: torch.Tensor, degree: torch.Tensor, ratio: float) -> float:
@@ -136,13 +153,16 @@ def agreement(keep_scores: torch.Tensor, degree: torch.Tensor, ratio: float) -> 
     return (int((chosen_degree < threshold).sum()) + min(int((chosen_degree == threshold).sum()), k - strictly_below)) / k
 
 
-def duplicate_drop(keep_scores: torch.Tensor, pairs: torch.Tensor, ratio: float) -> tuple[float, float]:
-    """(share of pairs with ≥ 1 member pruned, share with both pruned) when the top-sr·N are kept."""
-    n = keep_scores.shape[0]
-    kept = torch.zeros(n, dtype=torch.bool)
-    kept[torch.topk(keep_scores, int(round(ratio * n))).indices] = True
+def duplicate_drop(kept: torch.Tensor, pairs: torch.Tensor) -> tuple[float, float]:
+    """(share of pairs with ≥ 1 member pruned, share with both pruned) under the kept mask."""
     pruned = ~kept[pairs]
     return float(pruned.any(1).float().mean()), float(pruned.all(1).float().mean())
+
+
+def top_mask(scores: torch.Tensor, ratio: float) -> torch.Tensor:
+    kept = torch.zeros(scores.shape[0], dtype=torch.bool)
+    kept[torch.topk(scores, int(round(ratio * scores.shape[0]))).indices] = True
+    return kept
 
 
 ORACLES = ("cover-oracle", "set-aware-oracle", "random")
@@ -158,16 +178,30 @@ def set_aware_keep(data: SyntheticData, eps: dict[int, float], ratio: float, see
                                   seed=seed, prune_first=prune_first)
 
 
-def evaluate(keep_scores: torch.Tensor, cover_result: Cover, pairs: torch.Tensor, ratio: float) -> dict:
+def evaluate(keep_scores: torch.Tensor, kept: torch.Tensor, cover_result: Cover, pairs: torch.Tensor, ratio: float,
+             natural: float = math.nan) -> dict:
+    """Agreement of the keep scores with the cover ranking, and the duplicates the kept set drops."""
     untied = -redundancy_rank(cover_result)
-    any_pruned, both_pruned = duplicate_drop(keep_scores, pairs, ratio)
+    any_pruned, both_pruned = duplicate_drop(kept, pairs)
     return {
-        "natural_ratio": float((keep_scores >= 0.5).float().mean()),
+        "natural_ratio": natural,
         "agreement": agreement(keep_scores, cover_result.degree, ratio),
         "agreement_rank": _overlap(keep_scores, untied, ratio),
         "dup_any": any_pruned,
         "dup_both": both_pruned,
     }
+
+
+def decide(hook: SelectorHook, ratio: float, seed: int, passes: int = 2, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """RL-Selector's default decision: the policy read out in order, the band enforced by the final
+    scores when the natural share misses it. Returns (keep scores, kept mask, natural ratio)."""
+    natural_mask, scores, _ = hook.readout(None, passes=passes, chunk=chunk, seed=seed)
+    natural = float(natural_mask.float().mean())
+    if abs(natural - ratio) <= BAND:
+        return scores, natural_mask, natural
+    kept = torch.zeros(len(scores), dtype=torch.bool)
+    kept[torch.from_numpy(band_decision(scores.double().numpy(), ratio)[0])] = True
+    return scores, kept, natural
 
 
 def _overlap(keep_scores: torch.Tensor, reference: torch.Tensor, ratio: float) -> float:
@@ -191,14 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eps-rule", default="quantile", choices=["mean", "quantile", "median", "nn-median"])
     parser.add_argument("--eps-quantile", type=float, default=0.01)
     parser.add_argument("--history", action="store_true", help="print the per-epoch diagnostics too")
-    parser.add_argument("--set-aware-decision", action="store_true",
-                        help="also read each policy off by set-aware greedy pruning (rl-selector's decision='set-aware')")
+    parser.add_argument("--passes", type=int, default=2, help="sweeps of the policy read-out (rl-selector's readout_passes)")
     parser.add_argument("--json", help="write every result to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
     results = []
-    print(f"{'variant':<16}{'ratio':>6}{'seed':>5}{'natural':>9}{'agree':>7}{'agr-rank':>9}{'dup≥1':>7}{'dup2':>6}{'rand≥1':>7}{'s':>6}")
+    print(f"{'variant':<22}{'ratio':>6}{'seed':>5}{'natural':>9}{'agree':>7}{'agr-rank':>9}{'dup≥1':>7}{'dup2':>6}{'rand≥1':>7}{'EV':>7}{'s':>6}")
     for seed in args.seeds:
         data = make_synthetic(seed=seed)
         eps = epsilon(data.features, data.labels, rule=args.eps_rule, quantile=args.eps_quantile)
@@ -209,35 +242,27 @@ def main(argv: list[str] | None = None) -> int:
                 ("set-aware-oracle", set_aware_keep(data, eps, ratio, seed).float()),
                 ("random", torch.rand(len(data.labels), generator=torch.Generator().manual_seed(seed))),
             ):
-                row = evaluate(scores, cover_result, data.duplicate_pairs, ratio)
+                row = evaluate(scores, top_mask(scores, ratio), cover_result, data.duplicate_pairs, ratio)
                 row.update(variant=name, ratio=ratio, seed=seed)
                 results.append(row)
-                print(
-                    f"{name:<16}{ratio:>6.2f}{seed:>5}{'':>9}{row['agreement']:>7.3f}{row['agreement_rank']:>9.3f}"
-                    f"{row['dup_any']:>7.3f}{row['dup_both']:>6.3f}{1 - ratio**2:>7.3f}"
-                )
+                print(f"{name:<22}{ratio:>6.2f}{seed:>5}{'':>9}{row['agreement']:>7.3f}{row['agreement_rank']:>9.3f}"
+                      f"{row['dup_any']:>7.3f}{row['dup_both']:>6.3f}{1 - ratio**2:>7.3f}")
             for name in args.variants:
                 start = time.perf_counter()
-                agent, history = train_agent(
-                    data.features, cover_result, ratio, VARIANTS[name],
-                    epochs=args.epochs, batch_size=args.batch_size, seed=seed,
-                )
+                config, broken = VARIANTS[name], name == "shuffled-reward"
+                hook = train_agent(data.features, data.labels, ratio, config, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
+                                   eps_rule=args.eps_rule, eps_quantile=args.eps_quantile, shuffled_reward=broken)
                 seconds = time.perf_counter() - start
-                keep_scores = agent.keep_scores(data.features)
-                decisions = {name: keep_scores}
-                if args.set_aware_decision:  # the same policy read off by set-aware greedy pruning
-                    decisions[f"{name}+set-aware"] = set_aware_keep(data, eps, ratio, seed, prune_first=keep_scores).float()
-                for label, scores in decisions.items():
-                    row = evaluate(scores, cover_result, data.duplicate_pairs, ratio)
-                    row.update(variant=label, ratio=ratio, seed=seed, seconds=seconds, history=history)
-                    results.append(row)
-                    print(
-                        f"{label:<16}{ratio:>6.2f}{seed:>5}{row['natural_ratio']:>9.3f}{row['agreement']:>7.3f}"
-                        f"{row['agreement_rank']:>9.3f}{row['dup_any']:>7.3f}{row['dup_both']:>6.3f}{1 - ratio**2:>7.3f}{seconds:>6.1f}",
-                        flush=True,
-                    )
+                scores, kept, natural = decide(hook, ratio, seed, passes=args.passes)
+                row = evaluate(scores, kept, cover_result, data.duplicate_pairs, ratio, natural)
+                explained = [h["explained_variance"] for h in hook.history if not math.isnan(h["explained_variance"])]
+                row.update(variant=name, ratio=ratio, seed=seed, seconds=seconds, explained_variance=explained[-1] if explained else math.nan,
+                           history=hook.history)
+                results.append(row)
+                print(f"{name:<22}{ratio:>6.2f}{seed:>5}{natural:>9.3f}{row['agreement']:>7.3f}{row['agreement_rank']:>9.3f}"
+                      f"{row['dup_any']:>7.3f}{row['dup_both']:>6.3f}{1 - ratio**2:>7.3f}{row['explained_variance']:>7.2f}{seconds:>6.1f}", flush=True)
                 if args.history:
-                    for h in history:
+                    for h in hook.history:
                         print("   ", {k: round(v, 4) if isinstance(v, float) else v for k, v in h.items()})
     print()
     print(markdown_table(results))

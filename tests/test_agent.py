@@ -166,43 +166,69 @@ def test_gaussian_literal_td_losses_by_hand():
 # --- convergence on synthetic features -------------------------------------------------------------------
 
 
+SHORT_AGENTS = {
+    "default": (AgentConfig(hidden_sizes=(128, 128)), False),
+    "lr-0": (AgentConfig(hidden_sizes=(128, 128), learning_rate=0.0), False),
+    "shuffled-reward": (AgentConfig(hidden_sizes=(128, 128)), True),
+}
+"""The default agent and two that learn nothing: learning rate 0, and each batch's reward shuffled
+across its samples. Every property below is asserted for the default and refused for both."""
+
+
 @pytest.fixture(scope="module")
 def short_runs():
-    """900 samples (4 classes of 200, d = 16, 100 near-duplicate pairs), 30 epochs of batch 64,
-    the whole set as the ratio reference. ≈ 4 s per ratio on one core."""
+    """900 samples (4 classes of 200, d = 16, 100 near-duplicate pairs), 20 epochs of batch 64, the
+    whole set as the ratio reference, RL-Selector's own hook and default decision (the policy read
+    out in order)."""
     bench = _load_benchmark()
     data = bench.make_synthetic(classes=4, per_class=200, dim=16, duplicate_pairs=100, seed=0)
     eps = bench.epsilon(data.features, data.labels, rule="quantile", quantile=0.01)
     cover_result = bench.cover(data.features, data.labels, eps)
-    config = AgentConfig(hidden_sizes=(128, 128), updates_per_step=8)
     runs = {}
-    for ratio in (0.3, 0.5, 0.8):
-        agent, _ = bench.train_agent(
-            data.features, cover_result, ratio, config, epochs=30, batch_size=64, seed=0, reference_size=900
-        )
-        runs[ratio] = bench.evaluate(agent.keep_scores(data.features), cover_result, data.duplicate_pairs, ratio)
+    for name, (config, shuffled) in SHORT_AGENTS.items():
+        for ratio in (0.3, 0.5, 0.8):
+            hook = bench.train_agent(data.features, data.labels, ratio, config, epochs=20, batch_size=64, seed=0, reference_size=900,
+                                     shuffled_reward=shuffled)
+            scores, kept, natural = bench.decide(hook, ratio, seed=0)
+            runs[name, ratio] = bench.evaluate(scores, kept, cover_result, data.duplicate_pairs, ratio, natural)
+            runs[name, ratio]["explained_variance"] = hook.history[-1]["explained_variance"]
     return runs
 
 
 @pytest.mark.parametrize("ratio", [0.3, 0.5, 0.8])
 def test_short_run_lands_in_the_band_without_enforcement(short_runs, ratio):
-    # Measured: 0.299, 0.497, 0.799 (seeds 1–3 of the data and agent: all within 0.002 of sr).
-    assert abs(short_runs[ratio]["natural_ratio"] - ratio) <= 0.01
+    assert abs(short_runs["default", ratio]["natural_ratio"] - ratio) <= 0.01
 
 
-@pytest.mark.parametrize("ratio, threshold", [(0.3, 0.65), (0.5, 0.75), (0.8, 0.9)])
-def test_short_run_agrees_with_the_cover_ranking_far_above_chance(short_runs, ratio, threshold):
-    # Share of the policy's top-sr·N among the sr·N least redundant; chance = sr. Threshold: halfway
-    # from chance to perfect. Measured: 0.878, 0.896, 0.964 (seeds 1–3: ≥ 0.863, 0.873, 0.943).
-    assert short_runs[ratio]["agreement_rank"] >= threshold
+AGREEMENT_FLOOR = {0.3: 0.6, 0.5: 0.65}
+"""Share of the policy's top-sr·N among the sr·N least redundant by the static cover (chance = sr).
+Measured: default 0.70 / 0.72, learning rate 0: 0.34 / 0.54, shuffled reward 0.27 / 0.48. (At 0.8
+the set-aware reward trades the static order for the duplicates: 0.83 against 0.81 and 0.80, too
+close to assert.)"""
 
 
 @pytest.mark.parametrize("ratio", [0.3, 0.5])
-def test_short_run_drops_more_duplicate_pairs_than_random(short_runs, ratio):
-    # A random subset of share sr prunes a member of a pair with probability 1 − sr²: 0.91 and 0.75.
-    # Measured: 0.98 and 0.86 (seeds 1–3: ≥ 1.0 and 0.78). (At 0.8 the most covered 20 % are dense cores, not duplicates: even the
-    # exact cover ranking drops fewer pairs than random there; see docs/agent-convergence.md.)
-    assert short_runs[ratio]["dup_any"] > 1 - ratio**2
+@pytest.mark.parametrize("agent, learns", [("default", True), ("lr-0", False), ("shuffled-reward", False)])
+def test_only_a_learning_agent_agrees_with_the_cover_ranking(short_runs, agent, learns, ratio):
+    assert (short_runs[agent, ratio]["agreement_rank"] >= AGREEMENT_FLOOR[ratio]) is learns, short_runs[agent, ratio]
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.8])
+@pytest.mark.parametrize("agent, learns", [("default", True), ("lr-0", False), ("shuffled-reward", False)])
+def test_only_a_learning_agent_prunes_a_member_of_each_duplicate_pair(short_runs, agent, learns, ratio):
+    # A random subset of share sr prunes a member of a pair with probability 1 − sr²: 0.75 and 0.36.
+    # The default must prune one of ≥ 95 % of the pairs (measured 1.00 and 1.00); learning rate 0:
+    # 0.77 and 0.35, shuffled reward: 0.88 and 0.59. (At 0.3 random already prunes 0.91, and the
+    # untrained policy's use of the context can reach 1.00 by accident.)
+    dup = short_runs[agent, ratio]["dup_any"]
+    assert (dup >= max(0.95, 1 - ratio**2 + 0.05)) is learns, short_runs[agent, ratio]
+
+
+@pytest.mark.parametrize("agent, learns", [("default", True), ("lr-0", False)])
+def test_the_critic_is_trained(short_runs, agent, learns):
+    # Explained variance of V(s) against its TD target in the last epoch. Measured: default 0.29 / 0.31
+    # / 0.25 at 0.3 / 0.5 / 0.8; learning rate 0: 0.04 each.
+    assert all((short_runs[agent, ratio]["explained_variance"] > 0.1) is learns for ratio in (0.3, 0.5, 0.8)), short_runs
 
 
 # --- determinism and resume -----------------------------------------------------------------------------

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .cover import Cover, redundancy_rank
+from .cover import Cover, Neighbours, redundancy_rank
 from .errors import InputError
 
 PolicyFamily = Literal["bernoulli", "gaussian-literal"]
@@ -54,10 +54,11 @@ class AgentConfig:
 
     policy: PolicyFamily = "bernoulli"
     """Bernoulli keep/prune, or the paper-literal clipped Gaussian score (needs ``estimator="critic"``)."""
-    estimator: Estimator = "expected"
-    """Policy gradient: exact expectation over both actions (Bernoulli only), or sampled actions with a
-    learned critic as baseline (A2C, Eq. 8–9)."""
-    action_samples: int = 1
+    estimator: Estimator = "critic"
+    """Policy gradient: sampled actions with the advantage from a critic V(s) trained on the TD target
+    (A2C, Eq. 8–9), or the exact expectation over both actions with no critic (Bernoulli only; the
+    "no critic" ablation)."""
+    action_samples: int = 8
     """Critic estimator: actions sampled per state; their losses are averaged (lower variance)."""
     hidden_sizes: tuple[int, int] = (512, 256)
     """Widths of the two hidden layers of actor and critic (paper Table 6: d→512→256→1)."""
@@ -71,7 +72,8 @@ class AgentConfig:
     adam_eps: float = 1e-5
     """Adam epsilon."""
     gamma: float = 0.0
-    """Critic estimator: discount of the TD target r + γ·V(s'); 0 = each decision a one-step bandit."""
+    """Critic estimator: discount of the TD target r + γ·V(s'), s' the next minibatch (whose kept-set
+    context this batch's actions change); 0 = each decision a one-step bandit."""
     updates_per_step: int = 4
     """Agent gradient steps per minibatch on the same batch (the agent is cheap)."""
     normalize_advantage: bool = False
@@ -103,6 +105,17 @@ class AgentConfig:
     """Standardise states with running per-dimension mean and variance (features of any scale)."""
     initial_log_std: float = math.log(0.2)
     """Gaussian policy: starting value of the learned state-independent log standard deviation."""
+    set_state: bool = True
+    """The state carries the kept set around the sample (:func:`kept_set_context`): without it two
+    near-duplicates have the same state and the same keep probability."""
+    set_weight: float = 2.0
+    """Set-aware reward: keeping a sample whose nearest kept same-class neighbour lies at a share x of
+    its own neighbourhood scale costs ``set_weight · (1 − x)`` more (x ≥ 1: nothing)."""
+    neighbours: int = 16
+    """Candidate list per sample (its nearest same-class samples) the kept-set context is read from."""
+    scale_neighbour: int = 4
+    """Neighbourhood scale of a sample: the distance to its ``scale_neighbour``-th nearest same-class
+    sample (a copy lies well inside it on any dataset; a class-wide ε does not see sparse pairs)."""
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
@@ -124,6 +137,10 @@ class AgentConfig:
                 raise InputError(f"AgentConfig.{name} must be ≥ 1, got {getattr(self, name)}")
         if self.temperature <= 0:
             raise InputError(f"AgentConfig.temperature must be > 0, got {self.temperature}")
+        if not 1 <= self.scale_neighbour <= self.neighbours:
+            raise InputError(f"AgentConfig.scale_neighbour must lie in [1, neighbours={self.neighbours}], got {self.scale_neighbour}")
+        if self.set_weight < 0:
+            raise InputError(f"AgentConfig.set_weight must be ≥ 0, got {self.set_weight}")
 
     @classmethod
     def paper_literal(cls, **overrides: Any) -> "AgentConfig":
@@ -145,6 +162,8 @@ class AgentConfig:
             cover_signal="minmax",
             decision_ema=0.0,
             normalize_states=False,
+            set_state=False,
+            set_weight=0.0,
         )
         return replace(literal, **overrides)
 
@@ -165,8 +184,22 @@ class AgentConfig:
             ratio_feedback="batch-actions",
             cover_signal="centred",
             decision_ema=0.0,
+            action_samples=1,
+            set_state=False,
+            set_weight=0.0,
         )
         return replace(found, **overrides)
+
+    @classmethod
+    def no_critic(cls, **overrides: Any) -> "AgentConfig":
+        """The ablation without a critic: the exact expectation of the reward over both actions (the
+        round-1 default)."""
+        return replace(cls(estimator="expected", action_samples=1), **overrides)
+
+    @property
+    def context_dims(self) -> int:
+        """State entries beyond the features: the kept-set context, when the state carries it."""
+        return len(CONTEXT_FEATURES) if self.set_state else 0
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -222,6 +255,43 @@ def reward(actions: torch.Tensor, cover_hat: torch.Tensor, ratio_price: float) -
     """r_i = −a_i·(Ĉ_i + price)."""
     ratio_part, cover_part = reward_parts(actions, cover_hat, ratio_price)
     return ratio_part + cover_part
+
+
+# --- the kept set around a sample -------------------------------------------------------------------
+
+CONTEXT_FEATURES = ("nearest kept neighbour / scale (capped at 2)", "kept neighbours within the scale / list length")
+"""What the state adds to the features when ``AgentConfig.set_state`` (read from the candidate lists)."""
+
+NEAREST_CAP = 2.0
+"""Relative distance reported when no kept candidate lies nearer (nothing kept around the sample)."""
+
+
+def neighbourhood_scale(neighbours: Neighbours, config: "AgentConfig") -> torch.Tensor:
+    """(N,) float64: each sample's distance to its ``scale_neighbour``-th nearest same-class sample
+    (the farthest listed one in a class with fewer samples; tiny where that is 0)."""
+    distance = neighbours.distance.double()
+    column = min(config.scale_neighbour, distance.shape[1]) - 1
+    finite = torch.where(torch.isfinite(distance), distance, torch.zeros_like(distance))
+    scale = torch.where(torch.isfinite(distance[:, column]), distance[:, column], finite.max(1).values)
+    return scale.clamp_min(1e-12)
+
+
+def kept_set_context(neighbours: Neighbours, scale: torch.Tensor, kept: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """(B, 2) float32 context of ``rows``: the nearest kept candidate's distance in units of the row's
+    neighbourhood scale (capped at ``NEAREST_CAP``), and the share of candidates kept within that scale."""
+    index = neighbours.index[rows]
+    relative = neighbours.distance[rows].double() / scale[rows, None]
+    is_kept = (index >= 0) & kept[index.clamp_min(0)]
+    nearest = torch.where(is_kept, relative, torch.full_like(relative, math.inf)).min(1).values.clamp(max=NEAREST_CAP)
+    within = (is_kept & (relative <= 1.0)).sum(1).double() / index.shape[1]
+    return torch.stack([nearest, within], 1).float()
+
+
+def set_aware_cover(static_hat: torch.Tensor, context: torch.Tensor, weight: float) -> torch.Tensor:
+    """Ĉ with the set-aware term: ``static_hat + weight · max(0, 1 − nearest kept / scale)``. A sample a
+    kept twin covers costs up to ``weight`` more to keep; once the twin goes, it costs nothing extra,
+    so of two samples that cover each other one stays (Lemma 2)."""
+    return static_hat + weight * (1.0 - context[:, 0]).clamp_min(0.0)
 
 
 # --- networks and state normalisation -------------------------------------------------------------------

@@ -329,6 +329,44 @@ def greedy_set_aware_prune(
     return kept
 
 
+class Neighbours(NamedTuple):
+    """The ``k`` nearest same-class samples of every sample, nearest first (−1 / inf where a class has
+    fewer than k + 1 samples)."""
+
+    index: torch.Tensor
+    """(N, k) int64 rows of the neighbours."""
+    distance: torch.Tensor
+    """(N, k) float32 their distances."""
+
+
+def nearest_neighbours(
+    features: torch.Tensor | np.ndarray | FeatureBank, labels: torch.Tensor | np.ndarray, k: int, *, block_size: int = DEFAULT_BLOCK_SIZE
+) -> Neighbours:
+    """The ``k`` nearest other samples of the same class of every sample, exact, in row blocks (memory
+    O(block · n_k) per class, never n_k × n_k): the candidate lists RL-Selector's agent reads the kept
+    set around a sample from."""
+    features, labels = _validated(features, labels)
+    _check_block_size(block_size)
+    if k < 1:
+        raise InputError(f"nearest_neighbours: k must be ≥ 1, got {k}")
+    n = len(labels)
+    index = torch.full((n, k), -1, dtype=torch.long)
+    distance = torch.full((n, k), math.inf, dtype=torch.float32)
+    for _, members in _classes(labels):
+        rows = _class_rows(features, members, torch.float64)
+        left, right = _distance_factors(rows)
+        found = min(k, len(members) - 1)
+        step = min(block_size, max(1, BLOCK_VALUES // len(members)))
+        for start in range(0, len(members), step):
+            stop = min(len(members), start + step)
+            squared = torch.matmul(left[start:stop], right.T)
+            squared[torch.arange(stop - start), torch.arange(start, stop)] = math.inf  # not its own neighbour
+            values, columns = squared.topk(found, dim=1, largest=False)
+            index[members[start:stop], :found] = members[columns]
+            distance[members[start:stop], :found] = values.clamp_min_(0.0).sqrt_().float()
+    return Neighbours(index=index, distance=distance)
+
+
 def _relative_nn_distance(result: Cover) -> torch.Tensor:
     scale = torch.where(result.epsilon > 0, result.epsilon, torch.ones_like(result.epsilon))
     return result.nn_distance / scale

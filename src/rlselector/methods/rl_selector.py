@@ -36,28 +36,35 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..agent import AgentConfig, SelectorAgent, StepStats, normalised_cover
-from ..cover import EPSILON_RULES, cover, epsilon, greedy_set_aware_prune
+from ..agent import AgentConfig, SelectorAgent, StepStats, kept_set_context, neighbourhood_scale, normalised_cover, set_aware_cover
+from ..cover import EPSILON_RULES, Neighbours, cover, epsilon, greedy_set_aware_prune, nearest_neighbours
 from ..errors import InputError
 from ..io import atomic_write, atomic_write_bytes
 from ..recipes import RECIPES
 from ..selection.format import MANIFEST
-from ..selection.policies import apply_policy, band_decision, lift_kept, policy_sample
+from ..data.transforms import BatchTransform
+from ..selection.policies import BAND, apply_policy, band_decision, lift_kept, policy_sample
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
 from ..selection.observe import Observer, ObservingMethod, batch_indices, batch_rows
 from ..selection.target import TARGET_DIR, check_cover_inputs, target_description, target_recipe, train_target
 from ..train import replay_features
+from ..train.evaluate import forward_split
 from ..train.loop import CHECKPOINT
 
 VARIANTS = {
     "default": AgentConfig,
+    "no-critic": AgentConfig.no_critic,
     "paper-literal": AgentConfig.paper_literal,
     "method-9": AgentConfig.method_9,
 }
-"""Named agent configurations: the measured default, the paper read literally, method.md §9's."""
+"""Named agent configurations: the measured default (A2C with a trained critic, set-aware state and
+reward), the ablation without a critic, the paper read literally, method.md §9's."""
 
 
-DECISIONS = ("threshold", "set-aware", "sample")
+DECISIONS = ("policy", "threshold", "set-aware", "sample")
+
+CALIBRATION_SWEEPS = 16
+"""At most this many read-outs re-set the ratio price for the policy decision's geometry."""
 """How the final kept set is read off the trained policy (see ``Params.decision``)."""
 
 
@@ -89,8 +96,16 @@ class SelectorHook(Observer):
         """(N, d) latest penultimate features of every sample (the states)."""
         self.scores = torch.ones(len(labels))
         """Dataset-wide score vector s: starts at 1, each sample's latest action (method.md §4)."""
+        self.decisions = torch.ones(len(labels), dtype=torch.bool)
+        """Each sample's latest deterministic decision (keep score ≥ 0.5 when it was last seen): the kept
+        set the context and the set-aware reward read, the same one the final read-out continues."""
         self.cover_hat: torch.Tensor | None = None
-        """Ĉ of every sample for the current epoch; None until the bank is full (after epoch 1)."""
+        """Static Ĉ (the cover rank) of every sample for the current epoch; None until the bank is full
+        (after epoch 1). The set-aware term is added per step, from the kept set at that moment."""
+        self.neighbours: Neighbours | None = None
+        """Each sample's nearest same-class samples in the bank at the last cover refresh."""
+        self.scale: torch.Tensor | None = None
+        """Each sample's neighbourhood scale (``agent.neighbourhood_scale``) at the last refresh."""
         self.history: list[dict[str, float]] = []
         self._reference_generator = torch.Generator().manual_seed(seed + 7)
         self._begin_epoch()
@@ -123,7 +138,10 @@ class SelectorHook(Observer):
             "agent": None if self.agent is None else self.agent.state_dict(),
             "bank": self.bank,
             "scores": self.scores,
+            "decisions": self.decisions,
             "cover_hat": self.cover_hat,
+            "neighbours": None if self.neighbours is None else tuple(self.neighbours),
+            "scale": self.scale,
             "history": self.history,
             "reference_generator": self._reference_generator.get_state(),
         }
@@ -135,6 +153,9 @@ class SelectorHook(Observer):
             self.agent.load_state_dict(agent_state)
         self.bank, self.scores, self.history = state["bank"], state["scores"].clone(), list(state["history"])
         self.cover_hat = state["cover_hat"]
+        self.decisions = state["decisions"].clone()
+        self.neighbours = None if state.get("neighbours") is None else Neighbours(*state["neighbours"])
+        self.scale = state.get("scale")
         self._reference_generator.set_state(state["reference_generator"])
         if ratio_changes:  # a new ratio: Ĉ is centred on the ratio, recompute it; the agent restarts its schedule
             self.history, self.agent.steps_done = [], 0
@@ -158,13 +179,18 @@ class SelectorHook(Observer):
         if self.agent.config.ratio_feedback == "reference":
             n = len(self.labels)
             if n <= self.reference_size:  # the whole bank: the measured share is exact
-                reference = self.bank
+                reference = self.states(torch.arange(n))
             else:
-                reference = self.bank[torch.randint(0, n, (self.reference_size,), generator=self._reference_generator)]
+                reference = self.states(torch.randint(0, n, (self.reference_size,), generator=self._reference_generator))
+        states, cover_hat = self.states(indices, features), self.cover_hat[indices]
+        if self.agent.config.set_weight > 0:
+            cover_hat = set_aware_cover(cover_hat, self.context(indices), self.agent.config.set_weight)
         actions, stats = self.agent.step(
-            features, self.cover_hat[indices], reference_states=reference, kept_fraction=float((self.scores >= 0.5).float().mean())
+            states, cover_hat, reference_states=reference, kept_fraction=float((self.scores >= 0.5).float().mean())
         )
         self.scores[indices] = actions.float()
+        if self.agent.config.set_state:
+            self.decisions[indices] = self.agent.keep_scores(self.states(indices, features)) >= 0.5
         self._epoch_steps.append(stats)
         self._agent_seconds += time.perf_counter() - start
 
@@ -175,6 +201,77 @@ class SelectorHook(Observer):
         kept = self.natural_decisions() if self.set_aware else None
         result = cover(self.bank, self.labels, eps, kept=kept)
         self.cover_hat = normalised_cover(result, self.ratio, agent.config.cover_signal)
+        if agent.config.set_state or agent.config.set_weight > 0:
+            self.neighbours, self.scale = self.geometry(self.bank)
+
+    def geometry(self, features: torch.Tensor) -> tuple[Neighbours, torch.Tensor]:
+        """Candidate lists and neighbourhood scales of every sample in ``features``."""
+        config = self._agent().config
+        neighbours = nearest_neighbours(features, self.labels, config.neighbours)
+        return neighbours, neighbourhood_scale(neighbours, config)
+
+    def context(self, rows: torch.Tensor, kept: torch.Tensor | None = None,
+                geometry: tuple[Neighbours, torch.Tensor] | None = None) -> torch.Tensor:
+        """The kept-set context of ``rows``: against ``kept`` (default: the latest deterministic decisions)
+        in ``geometry`` (default: the bank's at the last refresh)."""
+        neighbours, scale = geometry if geometry is not None else (self.neighbours, self.scale)
+        return kept_set_context(neighbours, scale, self.decisions if kept is None else kept, rows)
+
+    def states(self, rows: torch.Tensor, features: torch.Tensor | None = None, kept: torch.Tensor | None = None,
+               geometry: tuple[Neighbours, torch.Tensor] | None = None) -> torch.Tensor:
+        """The agent's states of ``rows``: their features (default: the bank's), with the kept-set context
+        when the configuration carries it."""
+        features = self.bank[rows] if features is None else features.detach().float().cpu()
+        if not self._agent().config.set_state:
+            return features
+        return torch.cat([features, self.context(rows, kept, geometry)], 1)
+
+    def readout(self, geometry: tuple[Neighbours, torch.Tensor] | None, *, passes: int, chunk: int, seed: int
+                ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """The agent's own decision, taken in order: ``passes`` sweeps in seeded random order, ``chunk``
+        samples at a time, each decided by the deterministic policy against the kept set as the earlier
+        decisions left it (so of two twins the later sees the earlier).
+
+        Another geometry than the training's (the eval-mode features) moves the kept share, so the
+        ratio price ν is re-set for the read-out as it is during training: bracketed and bisected until
+        the sweeps keep a share within half the band of the ratio (at most ``CALIBRATION_SWEEPS``
+        read-outs). Returns (kept mask, keep scores against that final kept set, a record: the share
+        the first read-out kept, the price shift, the read-outs taken)."""
+        agent, n = self._agent(), len(self.labels)
+        if not agent.config.set_state:  # no context: order changes nothing
+            scores = agent.keep_scores(self.bank)
+            share = float((scores >= 0.5).float().mean())
+            return scores >= 0.5, scores, {"first_share": share, "price_shift": 0.0, "readouts": 1}
+
+        def sweep() -> tuple[torch.Tensor, float]:
+            kept = self.decisions.clone()
+            generator = torch.Generator().manual_seed(seed + 11)
+            for _ in range(passes):
+                for rows in torch.randperm(n, generator=generator).split(chunk):
+                    kept[rows] = agent.keep_scores(self.states(rows, kept=kept, geometry=geometry)) >= 0.5
+            return kept, float(kept.float().mean())
+
+        base = agent.multiplier
+        kept, share = sweep()
+        record = {"first_share": share, "price_shift": 0.0, "readouts": 1}
+        if agent.config.ratio_control != "penalty":  # the penalty has no price in the policy to move
+            too_many = too_few = None  # price shifts seen keeping too many / too few
+            shift, step = 0.0, agent.config.temperature
+            while abs(share - self.ratio) > BAND / 2 and record["readouts"] < CALIBRATION_SWEEPS:
+                if share > self.ratio:  # a higher price keeps fewer
+                    too_many = shift
+                    shift = shift + step if too_few is None else (shift + too_few) / 2
+                else:
+                    too_few = shift
+                    shift = shift - step if too_many is None else (shift + too_many) / 2
+                if too_many is None or too_few is None:
+                    step *= 2
+                agent.multiplier = base + shift
+                kept, share = sweep()
+                record.update(price_shift=shift, readouts=record["readouts"] + 1)
+        scores = agent.keep_scores(self.states(torch.arange(n), kept=kept, geometry=geometry))
+        agent.multiplier = base
+        return kept, scores, record
 
     def _agent(self) -> SelectorAgent:
         """The agent, created when first needed (the first cover), its schedule over ``total_steps``."""
@@ -182,15 +279,17 @@ class SelectorHook(Observer):
             steps = self.total_steps
             if steps is None and self.epochs is not None:
                 steps = max(1, self.epochs - 1) * self._epoch_batches
-            self.agent = SelectorAgent(self.bank.shape[1], self.ratio, self.agent_config, seed=self.seed, total_steps=steps)
+            dims = self.bank.shape[1] + self.agent_config.context_dims
+            self.agent = SelectorAgent(dims, self.ratio, self.agent_config, seed=self.seed, total_steps=steps)
         return self.agent
 
     def natural_decisions(self) -> torch.Tensor:
         return self.final_scores() >= 0.5
 
     def final_scores(self) -> torch.Tensor:
-        """The deterministic policy on the bank (the last features of every sample)."""
-        return self._agent().keep_scores(self.bank)
+        """The deterministic policy on the bank (the last features of every sample), against the score
+        vector's kept set."""
+        return self._agent().keep_scores(self.states(torch.arange(len(self.labels))))
 
     def _summary(self, epoch: int, cover_seconds: float, epoch_seconds: float) -> dict[str, float]:
         steps = self._epoch_steps
@@ -234,10 +333,17 @@ class RLSelector(SelectionMethod, ObservingMethod):
         epsilon_rule: str = param("quantile", "ε per class: quantile (of intra-class distances), mean, median, nn-median", choices=EPSILON_RULES)
         epsilon_quantile: float = param(0.01, "the quantile of the 'quantile' rule", gt=0, lt=1)
         set_aware: bool = param(False, "count only neighbours the current policy keeps (Lemma 2) in the cover")
-        decision: str = param("sample", "final decision: sample (as many as the threshold keeps, drawn from the stochastic policy, "
-                                        "chance ∝ keep probability, seeded; measured best); threshold (score ≥ 0.5 in the ±1 % band); "
-                                        "set-aware (same count; lowest score pruned first among samples a kept neighbour still covers)",
+        decision: str = param("policy", "final decision: policy (the agent's own: its deterministic policy read out in seeded order, each "
+                                        "sample seeing the kept set the earlier decisions left, in the ±1 % band; measured best); threshold "
+                                        "(score ≥ 0.5 against the training-time kept set, in the band); sample (as many drawn from the "
+                                        "stochastic policy, chance ∝ keep probability: mostly a random draw, the manifest records the share "
+                                        "decided beyond chance); set-aware (same count; lowest score pruned first among covered samples)",
                              choices=DECISIONS)
+        readout_features: str = param("eval", "where the policy decision reads the kept set around a sample: eval (one eval-mode pass of the "
+                                              "target without augmentation, where copies lie next to their originals) or bank (the training "
+                                              "forward's features)", choices=("eval", "bank"))
+        readout_passes: int = param(2, "policy decision: sweeps over the data", ge=1)
+        readout_chunk: int = param(64, "policy decision: samples decided together in a sweep", ge=1)
         decision_rounds: int = param(20, "set-aware decision: pruning rounds, each one cover pass over the kept samples", ge=1)
         random_uncovered: bool = param(False, "set-aware decision: prune the samples no kept neighbour covers in seeded random order, not by score")
         reference_size: int = param(4096, "bank rows whose decisions measure the kept share each step (all when fewer)", ge=1)
@@ -292,6 +398,7 @@ class RLSelector(SelectionMethod, ObservingMethod):
         steps = acting_epochs * math.ceil(len(ctx.dataset) / recipe.batch_size)
         hook = self._hook(ctx, epochs=recipe.epochs, total_steps=steps)
         started = time.perf_counter()
+        readout = None
         if ctx.features is not None:
             self._run_on_features(ctx, hook, recipe.epochs, recipe.batch_size)
         else:
@@ -299,9 +406,13 @@ class RLSelector(SelectionMethod, ObservingMethod):
             if transfer:
                 model, state = self._initial_state(ctx, named)
                 hook.load_state_dict(state, ratio_changes=True)
-            train_target(ctx.dataset, named, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress, hooks=[hook], model=model,
-                         factory=ctx.model)
-        result = self.decide(ctx, hook, network=target_description(named, ctx.model, recipe.epochs))
+            net, _ = train_target(ctx.dataset, named, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress, hooks=[hook],
+                                  model=model, factory=ctx.model)
+            if p.decision == "policy" and p.readout_features == "eval":
+                started_pass = time.perf_counter()
+                readout, _ = forward_split(net, ctx.dataset.train, BatchTransform.for_dataset(ctx.dataset, augment=False))
+                ctx.cost.decision_s = time.perf_counter() - started_pass
+        result = self.decide(ctx, hook, network=target_description(named, ctx.model, recipe.epochs), readout_features=readout)
         result.info["wall_s"] = time.perf_counter() - started
         return result
 
@@ -320,9 +431,11 @@ class RLSelector(SelectionMethod, ObservingMethod):
             epsilon_quantile=p.epsilon_quantile, set_aware=p.set_aware, reference_size=p.reference_size, progress=ctx.progress,
         )
 
-    def decide(self, ctx: SelectionContext, hook: SelectorHook, *, network: dict[str, Any] | None = None) -> MethodResult:
+    def decide(self, ctx: SelectionContext, hook: SelectorHook, *, network: dict[str, Any] | None = None,
+               readout_features: np.ndarray | None = None) -> MethodResult:
         """The final decision from the trained policy on the bank. ``network``: the target network that
-        trained (model, width); None: the user's own, in their loop."""
+        trained (model, width); None: the user's own, in their loop. ``readout_features``: the eval-mode
+        features the policy decision reads the kept set from (None: the bank's)."""
         p = self.params
         if hook.bank is None:
             raise InputError("rl-selector: no minibatch was observed; feed observe() while your model trains")
@@ -331,16 +444,37 @@ class RLSelector(SelectionMethod, ObservingMethod):
         ctx.cost.agent_s = sum(r["seconds_agent"] for r in hook.history)
         ctx.cost.cover_s = sum(r["seconds_cover"] for r in hook.history)
         ctx.cost.target_s = sum(r["seconds_target"] for r in hook.history)
-        scores = hook.final_scores().double().numpy()
-        if ctx.class_balanced:  # proportional class quotas, each filled by the highest keep scores
-            kept, _ = apply_policy("keep-highest", scores, ctx.budget, ctx.rng("policy"), labels=ctx.labels, num_classes=ctx.dataset.num_classes)
-            enforced = True
-        else:
-            kept, enforced = band_decision(scores, ctx.ratio)
-        if p.decision != "threshold":
+        info: dict[str, Any] = {}
+        if p.decision == "policy":
             started_decision = time.perf_counter()
-            kept = self._redecided(ctx, hook.bank, scores, kept)
-            ctx.cost.decision_s = time.perf_counter() - started_decision
+            geometry = hook.geometry(torch.from_numpy(readout_features)) if readout_features is not None else None
+            natural_mask, final, calibration = hook.readout(geometry, passes=p.readout_passes, chunk=p.readout_chunk, seed=ctx.seed)
+            info["readout"] = calibration
+            scores = final.double().numpy()
+            natural = float(natural_mask.float().mean())
+            if ctx.class_balanced:
+                kept, _ = apply_policy("keep-highest", scores, ctx.budget, ctx.rng("policy"), labels=ctx.labels, num_classes=ctx.dataset.num_classes)
+                enforced = True
+            elif abs(natural - ctx.ratio) <= BAND:
+                kept, enforced = natural_mask.nonzero().squeeze(1).numpy(), False
+            else:
+                kept, enforced = band_decision(scores, ctx.ratio)
+            ctx.cost.decision_s = (ctx.cost.decision_s or 0.0) + time.perf_counter() - started_decision
+            info["readout_features"] = p.readout_features if readout_features is not None else "bank"
+        else:
+            scores = hook.final_scores().double().numpy()
+            natural = float((scores >= 0.5).mean())
+            if ctx.class_balanced:  # proportional class quotas, each filled by the highest keep scores
+                kept, _ = apply_policy("keep-highest", scores, ctx.budget, ctx.rng("policy"), labels=ctx.labels, num_classes=ctx.dataset.num_classes)
+                enforced = True
+            else:
+                kept, enforced = band_decision(scores, ctx.ratio)
+            if p.decision != "threshold":
+                started_decision = time.perf_counter()
+                own = kept
+                kept = self._redecided(ctx, hook.bank, scores, kept)
+                ctx.cost.decision_s = time.perf_counter() - started_decision
+                info["decided_beyond_chance"] = beyond_chance(own, kept, len(scores))
         priority = lift_kept(scores, kept)
         if ctx.workdir is not None:
             write_diagnostics(ctx.workdir.parent, hook.history, ctx.ratio)
@@ -349,7 +483,7 @@ class RLSelector(SelectionMethod, ObservingMethod):
             indices=kept,
             raw_scores=scores,
             info={
-                "natural_ratio": float((scores >= 0.5).mean()),
+                "natural_ratio": natural,
                 "band_enforced": enforced,
                 "decision": p.decision,
                 "agent": dataclasses.asdict(hook.agent.config),
@@ -357,6 +491,7 @@ class RLSelector(SelectionMethod, ObservingMethod):
                 "agent_passes": len(hook.history),
                 "transfer_from": p.init_from,
                 "diagnostics": hook.history,
+                **info,
             },
         )
 
@@ -401,6 +536,16 @@ class RLSelector(SelectionMethod, ObservingMethod):
         hook.refresh_cover()
         replay_features(features, ctx.labels, epochs=epochs, batch_size=batch_size, seed=ctx.seed, hooks=[hook],
                         out_dir=ctx.workdir / "agent" if ctx.workdir is not None else None, resume=ctx.resume, progress=ctx.progress)
+
+
+def beyond_chance(own: np.ndarray, drawn: np.ndarray, n: int) -> float:
+    """Share of a drawn kept set the agent decided beyond chance: (overlap with the agent's own set −
+    what a random set of that size would overlap) / (1 − that), 0 = a random draw, 1 = its own set."""
+    if len(drawn) == 0 or len(drawn) == n:
+        return 1.0
+    chance = len(own) / n
+    overlap = len(np.intersect1d(own, drawn)) / len(drawn)
+    return float((overlap - chance) / (1.0 - chance))
 
 
 def write_diagnostics(out_dir: Path, history: list[dict[str, float]], ratio: float) -> None:
