@@ -193,9 +193,11 @@ def evaluate(keep_scores: torch.Tensor, kept: torch.Tensor, cover_result: Cover,
 
 
 def decide(hook: SelectorHook, ratio: float, seed: int, passes: int = 2, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """RL-Selector's default decision: the policy read out in order, the band enforced by the final
-    scores when the natural share misses it. Returns (keep scores, kept mask, natural ratio)."""
-    natural_mask, scores, _ = hook.readout(None, passes=passes, chunk=chunk, seed=seed)
+    """RL-Selector's default decision: the policy read out in order (its price re-set for the
+    read-out), the band enforced by the final scores when the share still misses it. Returns (keep
+    scores, kept mask, natural ratio); the read-out's record (the first sweep's share, the price
+    shift) is left in ``hook.readout_record``."""
+    natural_mask, scores, hook.readout_record = hook.readout(None, passes=passes, chunk=chunk, seed=seed)
     natural = float(natural_mask.float().mean())
     if abs(natural - ratio) <= BAND:
         return scores, natural_mask, natural
@@ -257,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                 row = evaluate(scores, kept, cover_result, data.duplicate_pairs, ratio, natural)
                 explained = [h["explained_variance"] for h in hook.history if not math.isnan(h["explained_variance"])]
                 row.update(variant=name, ratio=ratio, seed=seed, seconds=seconds, explained_variance=explained[-1] if explained else math.nan,
-                           history=hook.history)
+                           history=hook.history, first_share=hook.readout_record["first_share"], price_shift=hook.readout_record["price_shift"])
                 results.append(row)
                 print(f"{name:<22}{ratio:>6.2f}{seed:>5}{natural:>9.3f}{row['agreement']:>7.3f}{row['agreement_rank']:>9.3f}"
                       f"{row['dup_any']:>7.3f}{row['dup_both']:>6.3f}{1 - ratio**2:>7.3f}{row['explained_variance']:>7.2f}{seconds:>6.1f}", flush=True)

@@ -33,6 +33,13 @@ class MethodContract:
     """Training samples of digits used by the contract runs."""
     select_kwargs: ClassVar[dict] = {}
     """Extra arguments of ``select()`` for every contract run (e.g. ``features=``)."""
+    min_raw_auc: ClassVar[float | None] = 0.75
+    """How far the method's own scores (``raw_scores``, before the kept samples are lifted) must rank
+    its kept samples above its pruned ones: the chance that a random kept sample outscores a random
+    pruned one (0.5 = unrelated, 1 = the kept set is exactly the top). A lifted random set scores 0.5.
+    None: the method's rule does not keep by its score (a stratified or middle-band rule), said where set."""
+    raw_keep_direction: ClassVar[int] = 1
+    """+1 when a higher raw score means keep, −1 when lower does (a distance, a degree of cover)."""
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -71,6 +78,12 @@ class MethodContract:
         if kept.all():
             return
         assert selection.scores[kept].min() >= selection.scores[~kept].max()
+
+    def test_raw_scores_explain_the_kept_set(self, data, selection):
+        # The lifted ``scores`` above order any kept set; the method's own scores must order it too.
+        if selection.raw_scores is None or selection.mask.all() or self.min_raw_auc is None:
+            pytest.skip("the method records no scores of its own, or does not keep by them")
+        assert kept_auc(self.raw_keep_direction * selection.raw_scores, selection.mask) >= self.min_raw_auc
 
     def test_same_seed_same_selection(self, data, selection):
         again = self.run(data, seed=0)
@@ -121,3 +134,13 @@ class MethodContract:
         with pytest.raises(InputError, match="float"):
             self.run(data, features=integer, out=tmp_path / "c")
         assert not any((tmp_path / name).exists() for name in "abc")
+
+
+def kept_auc(raw_scores: np.ndarray, kept: np.ndarray) -> float:
+    """P(raw score of a random kept sample > that of a random pruned one), ties counted half (the
+    Mann–Whitney statistic from average ranks)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(raw_scores)
+    n_kept, n_pruned = int(kept.sum()), int((~kept).sum())
+    return float((ranks[kept].sum() - n_kept * (n_kept + 1) / 2) / (n_kept * n_pruned))

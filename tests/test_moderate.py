@@ -12,6 +12,7 @@ LABELS = [0, 0, 0, 0, 0, 1, 1, 1]
 
 
 class TestModerate(MethodContract):
+    min_raw_auc = None  # keeps the samples nearest the median distance: a middle band, not a top (measured 0.50)
     method = "moderate"
     select_kwargs = {"features": digits_features()}
 

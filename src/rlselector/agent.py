@@ -4,20 +4,26 @@ Yang, Li, Shen, Zhao, *RL-Selector: Reinforcement Learning-Guided Data Selection
 Assessment*, ICCV 2025 (arXiv:2506.21037); formulas as fixed in ``docs/method.md`` §2–3, the
 measurements behind every default in ``docs/agent-convergence.md``.
 
-Each sample of a minibatch is one decision: the state is its feature vector, the action keeps (1) or
-prunes (0) it, and the reward asks for (1) a kept share at the target ratio sr and (2) few kept samples
-that others already cover: ``r_i = −a_i·(Ĉ_i + price)``, where the *ratio price* is what keeping one
-sample costs under the ratio term.
+Each sample of a minibatch is one decision. The state is its feature vector and, by default
+(``set_state``), what the kept set looks like around it (:func:`kept_set_context`: the nearest kept
+same-class sample in units of the sample's neighbourhood scale, and the share of its candidates
+kept nearby); without that, two near-duplicates have the same state and can only be told apart by
+chance. The action keeps (1) or prunes (0) it. The reward asks for (1) a kept share at the target
+ratio sr and (2) few kept samples that others already cover: ``r_i = −a_i·(Ĉ_i + price)``, where Ĉ_i
+is the sample's cover rank plus a set-aware term (:func:`set_aware_cover`: keeping a sample whose
+kept twin lies close costs more; once the twin goes it costs nothing, Lemma 2) and the *ratio price*
+is what keeping one sample costs under the ratio term.
 
-Default (``policy="bernoulli"``): keep with probability σ((actor(s) − ν)/T), with an entropy bonus of
-weight T. The ratio price ν is a Lagrange multiplier of the ratio constraint; it enters the policy's
-logit as well as the reward, because the maximum-entropy optimum of that reward is σ((−Ĉ − ν)/T): the
-actor learns −Ĉ whatever ν is, and the ratio answers at once instead of through relearning. Each step
-ν moves part of the way to the value at which the deterministic decisions on a reference sample of
-the data keep exactly the share sr (a Newton-type dual step: plain dual ascent oscillates where many
-outputs sit near the threshold). The gradient is the exact expectation over both actions (the
-reward of each action is known in closed form), and the deterministic decisions come from a Polyak
-average of the actor.
+Default: **A2C** (``estimator="critic"``). Keep with probability σ((actor(s) − ν)/T); actions sampled
+from that policy (8 per state); a critic V(s) trained on the TD target r + γ·V(s′) (γ = 0 measured
+best: each decision is scored by its own reward) gives the advantage of the actor's gradient (Eq. 8–9),
+with an entropy bonus of weight T. The ratio price ν is a Lagrange multiplier of the ratio
+constraint; it enters the policy's logit as well as the reward, because the maximum-entropy optimum
+of that reward is σ((−Ĉ − ν)/T). Each step ν moves part of the way to the value at which the
+deterministic decisions on a reference sample of the data keep exactly the share sr (a Newton-type
+dual step). The deterministic decisions come from a Polyak average of the actor.
+``AgentConfig.no_critic()`` is the ablation without a critic (the exact expectation over both
+actions: the round-1 default).
 
 ``AgentConfig.paper_literal()`` gives the paper read literally: clipped Gaussian score, TD(0) A2C with
 γ = 0.99 bootstrapping on the next minibatch, ratio penalty from the stored score vector. It does not

@@ -186,15 +186,24 @@ class SelectionLoop(TrainHook):
         self.lr.append(None if lr is None else float(lr))
         return record
 
-    def finish(self, out: str | Path | None = None, *, overwrite: bool = False) -> Selection:
-        """The selection, written to ``out`` (``selection.npz`` + ``selection.json``) when given."""
+    def finish(self, out: str | Path | None = None, *, overwrite: bool = False, readout_features: Any = None) -> Selection:
+        """The selection, written to ``out`` (``selection.npz`` + ``selection.json``) when given.
+
+        ``readout_features``: RL-Selector only, (N, d) features of every sample from one eval-mode
+        pass of your model without augmentation, in which its read-out finds copies next to their
+        originals (``select`` takes that pass itself). None: the last training forward's features,
+        where augmentation keeps copies apart (``BENCHMARKS.md``, "Redundancy")."""
         self._refuse_finished()
         out_dir = check_out(out, overwrite=overwrite)
+        if readout_features is not None:
+            if not isinstance(self.method, ObservingMethod):
+                raise InputError(f"finish(): readout_features is read by rl-selector's decision only, not by {self.method.name}")
+            readout_features = check_features(readout_features, len(self.ctx.dataset), where="finish(readout_features=...)")
         if not self._trained:
             self.on_train_end(None)
         ctx, method = self.ctx, self.method
         if isinstance(method, ObservingMethod):
-            produce = lambda: method.decide(ctx, self.observers[0])  # noqa: E731
+            produce = lambda: method.decide(ctx, self.observers[0], readout_features=readout_features)  # noqa: E731
         else:
             for observer in self.observers:
                 if isinstance(observer, DynamicsRecorder):

@@ -4,17 +4,21 @@ Yang, Li, Shen, Zhao, *RL-Selector: Reinforcement Learning-Guided Data Selection
 Assessment*, ICCV 2025 (arXiv:2506.21037). The loop of ``docs/method.md`` §4 (Algorithm 1), acting
 through the training loop's per-minibatch hooks, so the target network trains once, on all the data:
 
-- every minibatch: the target's penultimate features of the batch are the states; the agent acts on
-  them, its actions enter the dataset-wide score vector, the features enter the feature bank, and
-  the agent updates on the reward of ``rlselector.agent`` (ratio term + ε-cover term);
-- every epoch end: the ε-sample cover is recomputed from the bank (``rlselector.cover``, blockwise);
-  the first epoch only fills the bank (there is no cover to reward with yet);
-- at the end: the deterministic policy scores the bank; keep = score ≥ 0.5; if the kept share lies
-  outside ``ratio ± 1`` point the top-k of the score is taken with k clipped into the band, and the
-  manifest records that the band had to be enforced. By default (``decision="sample"``) that many
-  samples are then drawn from the stochastic policy, each with chance ∝ its keep probability: on
-  Fashion-MNIST the hard top-k keeps the least covered and loses to random at 30 %, the draw does
-  not (``docs/rl-selector.md``).
+- every minibatch: the target's penultimate features of the batch, with the kept set around each
+  sample, are the states; the agent (A2C with a trained critic, ``rlselector.agent``) samples actions,
+  they enter the dataset-wide score vector, its deterministic decisions enter the kept set the next
+  states read, the features enter the feature bank, and the agent updates on the reward (ratio term
+  + ε-cover rank + set-aware term);
+- every epoch end: the ε-sample cover and each sample's nearest same-class neighbours are recomputed
+  from the bank (``rlselector.cover``, blockwise); the first epoch only fills the bank;
+- at the end (``decision="policy"``, the default): the agent's own decision. One eval-mode pass of
+  the target without augmentation gives the geometry (in the training forward's augmented features a
+  copy is its original's nearest neighbour 11 % of the time, in eval mode 100 %: BENCHMARKS.md); the
+  deterministic policy then decides every sample in seeded order against the kept set the earlier
+  decisions left, its ratio price re-set for that geometry; if the kept share still lies outside
+  ``ratio ± 1`` point the top-k of the final keep scores is taken with k clipped into the band, and
+  the manifest records it. ``decision="sample"`` (a draw ∝ keep probability) stays an option; it is
+  mostly a random draw, and the manifest records the share of it the agent decided beyond chance.
 
 With ``--features`` the agent runs the same loop on those fixed features (no target network).
 ``init_from`` starts from a finished run (target network, agent, feature bank) and fine-tunes a few
@@ -70,7 +74,7 @@ CALIBRATION_SWEEPS = 16
 
 class SelectorHook(Observer):
     """The agent inside the training loop (the project's or the user's): feature bank, score vector,
-    cover refresh, A2C steps.
+    kept set, cover refresh, A2C steps.
 
     ``epochs``: the epochs the loop will run, when known (the cover after the last is skipped; None:
     refreshed after every epoch). ``total_steps``: the minibatches of the agent's cosine schedule;
@@ -319,7 +323,8 @@ class SelectorHook(Observer):
 @register_method
 class RLSelector(SelectionMethod, ObservingMethod):
     name = "rl-selector"
-    summary = "RL-Selector (ICCV 2025): an A2C agent learns redundancy (ε-sample cover) while a target network trains"
+    summary = ("RL-Selector (ICCV 2025): an actor-critic agent (A2C, trained critic) learns redundancy (ε-sample cover, set-aware) "
+               "while a target network trains; the kept set is its own policy read out in order")
     inputs = ("target-training",)
     reference = "Yang, Li, Shen, Zhao. RL-Selector: Reinforcement Learning-Guided Data Selection via Redundancy Assessment. ICCV 2025."
 

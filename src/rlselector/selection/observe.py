@@ -91,8 +91,9 @@ class ObservingMethod(ABC):
         method's parameters cannot run there."""
 
     @abstractmethod
-    def decide(self, ctx: Any, observer: Any) -> Any:
-        """The MethodResult, from the observer after the last epoch."""
+    def decide(self, ctx: Any, observer: Any, *, readout_features: Any = None) -> Any:
+        """The MethodResult, from the observer after the last epoch (``readout_features``: eval-mode
+        features of every sample for the final decision, when the loop has them)."""
 
 
 class LatestRows:
