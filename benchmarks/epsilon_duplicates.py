@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from rl_selector_bench import with_duplicates  # noqa: E402
 
 from rlselector import load_dataset  # noqa: E402
-from rlselector.cover import cover, epsilon  # noqa: E402
+from rlselector.cover import cover, epsilon, nearest_neighbours  # noqa: E402
 from rlselector.data.transforms import BatchTransform  # noqa: E402
 from rlselector.recipes import get_recipe  # noqa: E402
 from rlselector.selection.observe import FeatureRecorder  # noqa: E402
@@ -82,6 +82,12 @@ def main() -> None:
             name = rule if q is None else f"{rule} {q}"
             print(f"| {kind} | {name} | {inside[torch.from_numpy(exact)].float().mean():.3f} | {inside[~torch.from_numpy(exact)].float().mean():.3f} | "
                   f"{(result.degree > 0).float().mean():.3f} | {result.degree.mean():.4f} |", flush=True)
+        neighbours = nearest_neighbours(feats, labels, 16)
+        for k in (1, 4, 8):  # RL-Selector's set-aware scale: the k-th nearest same-class neighbour's distance
+            scale = neighbours.distance[torch.from_numpy(pairs[:, 0]), k - 1].double()
+            inside = distance <= scale
+            print(f"| {kind} | the original's distance to its neighbour no. {k} | {inside[torch.from_numpy(exact)].float().mean():.3f} | "
+                  f"{inside[~torch.from_numpy(exact)].float().mean():.3f} | | |", flush=True)
         nn = cover(feats, labels, 0.0).nn_index
         twin_is_nn = (nn[torch.from_numpy(pairs[:, 1])] == torch.from_numpy(pairs[:, 0]))
         ratio = distance / cover(feats, labels, 0.0, kept=None).nn_distance[torch.from_numpy(pairs[:, 0])]

@@ -66,7 +66,7 @@ def cost(args) -> None:
         sel = select(data, "rl-selector", 0.5, seed, recipe="cpu", epochs=args.epochs, progress=False)
         rl.append(time.process_time() - start)
         t = sel.manifest["timings"]
-        print(f"seed {seed}: plain {plain[-1]:.1f} CPU s, rl-selector {rl[-1]:.1f} CPU s (wall: agent {t['agent_s']:.1f}, cover {t['cover_s']:.1f}, target {t['target_s']:.1f})", flush=True)
+        print(f"seed {seed}: plain {plain[-1]:.1f} CPU s, rl-selector {rl[-1]:.1f} CPU s (wall: agent {t['agent_s']:.1f}, cover {t['cover_s']:.1f}, target {t['target_s']:.1f}, decision {t.get('decision_s') or 0:.1f})", flush=True)
     print(f"\nfashion-mnist, {len(data):,} images, ResNet-18 w16, {args.epochs} epochs; {machine()}\n")
     print("| run | plain training CPU s | RL-Selector selection CPU s | ratio |")
     print("|---|---:|---:|---:|")
@@ -189,6 +189,33 @@ def redundancy(args) -> None:
         print(f"| {label} | {achieved:.3f}{natural_text} | {100 * exact_member:.1f} % | {100 * noisy_member:.1f} % | {100 * both:.1f} % |")
 
 
+def redundancy_training(args) -> None:
+    """Does the de-duplicated subset train as well as a random one of the same size? For each seed:
+    RL-Selector's selection and a random subset with as many samples, each training a fresh
+    evaluation network with that seed (paired: same seed, same initialisation); final-epoch test top-1."""
+    base = load_dataset("fashion-mnist", limit=args.limit, seed=0)
+    data, pairs, exact = with_duplicates(base, 0.2, seed=0, exact_share=args.exact_share)
+    ratio = 1 / 1.2
+    rows = []
+    for seed in args.seeds:
+        sel = select(data, "rl-selector", ratio, seed, recipe="cpu", progress=False)
+        same_size = len(sel.indices) / len(data)
+        rand = select(data, "random", same_size, seed, progress=False)
+        rl_top1, random_top1 = evaluate_subset(data, sel, args.eval_epochs, seed), evaluate_subset(data, rand, args.eval_epochs, seed)
+        member = float((~sel.mask[pairs[:, 0]] | ~sel.mask[pairs[:, 1]]).mean())
+        rows.append((seed, len(sel.indices), len(rand.indices), member, rl_top1, random_top1))
+        print(rows[-1], flush=True)
+    print(f"\nfashion-mnist {len(base):,} images + {len(pairs):,} copies ({int(exact.sum())} exact), keep 1/1.2; evaluation ResNet-18 w16 "
+          f"{args.eval_epochs} epochs, final-epoch test top-1 %; {machine()}\n")
+    print("| seed | kept (rl / random) | pairs with a member pruned | rl-selector top-1 | random top-1 | difference |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for seed, n_rl, n_random, member, rl_top1, random_top1 in rows:
+        print(f"| {seed} | {n_rl} / {n_random} | {100 * member:.1f} % | {rl_top1:.2f} | {random_top1:.2f} | {rl_top1 - random_top1:+.2f} |")
+    differences = [r[4] - r[5] for r in rows]
+    print(f"| **mean** | | | {statistics.mean(r[4] for r in rows):.2f} | {statistics.mean(r[5] for r in rows):.2f} | "
+          f"**{statistics.mean(differences):+.2f}** ± {statistics.stdev(differences) if len(differences) > 1 else float('nan'):.2f} |")
+
+
 def evaluate_subset(data, selection, epochs: int, seed: int) -> float:
     """Final-epoch test top-1 of the ``cpu`` recipe's network trained from scratch on the kept samples."""
     named = get_recipe("cpu")
@@ -304,6 +331,11 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=10000)
     p.add_argument("--exact-share", type=float, default=0.5, help="share of the copies that are exact (the rest noisy)")
     _add_run_choice(p)
+    p = sub.add_parser("redundancy-training")
+    p.add_argument("--limit", type=int, default=3000)
+    p.add_argument("--exact-share", type=float, default=0.5)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--eval-epochs", type=int, default=5)
     p = sub.add_parser("quality")
     p.add_argument("--limit", type=int, default=10000)
     p.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5, 0.7])
@@ -322,7 +354,7 @@ def main() -> None:
     p.add_argument("--eval-epochs", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    {"cost": cost, "cover": cover_scaling, "refresh": refresh, "redundancy": redundancy, "quality": quality, "convergence": convergence, "transfer": transfer}[args.command](args)
+    {"cost": cost, "cover": cover_scaling, "refresh": refresh, "redundancy": redundancy, "redundancy-training": redundancy_training, "quality": quality, "convergence": convergence, "transfer": transfer}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from .io import output_lock
 from .selection.format import FORMAT_VERSION, MANIFEST, SCORE_DIRECTION, Selection, write_selection
 from .selection.method import METHODS, MethodResult, SelectionContext, SelectionMethod, params_record
 from .selection.policies import top_k
+from .train.device import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,11 @@ def select(
     proxy_config: Any = None,
     model: Any = None,
     progress: bool = True,
+    device: str = "auto",
+    amp: str = "off",
+    channels_last: bool = False,
+    compile: bool = False,
+    workers: int = 0,
     **params: Any,
 ) -> Selection:
     """Select ``ratio`` of ``dataset``'s training set with ``method``; write it to ``out`` if given.
@@ -100,12 +106,23 @@ def select(
     Returns the same :class:`Selection` object :func:`load_selection` returns. Every input is
     checked before heavy work; nothing is written unless the selection completes.
 
+    Where the networks a method trains (proxy, target, self-supervised encoder) run, as in
+    :func:`rlselector.train.train`, recorded in the manifest's ``runtime``:
+
+    - ``device``: ``auto`` (a CUDA GPU where present, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    - ``amp``: mixed precision, ``off``, ``bf16`` or ``fp16``; part of the cache keys (the device is not).
+    - ``channels_last``: NHWC memory format, faster convolutions on GPUs.
+    - ``compile``: torch.compile the forward pass (skipped with a warning where it cannot compile).
+    - ``workers``: DataLoader processes reading the batches; 0 = this process.
+
     >>> from rlselector import load_dataset, select
     >>> sel = select(load_dataset("digits"), method="random", ratio=0.5, seed=0, progress=False)
     >>> sel.manifest["n_kept"], len(sel.scores)
     (718, 1437)
     """
     ratio = check_ratio(ratio)
+    runtime = {"device": device, "amp": amp, "channels_last": channels_last, "compile": compile, "workers": workers}
+    Runtime.of(**runtime)  # refused here, not at the first training after minutes of other work
     method_cls = get_method(method)
     instance = method_cls(method_cls.make_params(**params))
     features = None if features is None else check_features(features, len(dataset))
@@ -139,6 +156,7 @@ def select(
         progress=progress,
         proxy_config=proxy_config,
         model=model,
+        runtime=runtime,
     )
     instance.validate(ctx)
     return complete(instance, ctx, lambda: instance.run(ctx), out=out_dir, command=f"rlselector select --method {method}")
@@ -217,6 +235,7 @@ def _finalise(instance, ctx: SelectionContext, result: MethodResult, total_secon
         "package_version": __version__,
         # a selection is reproducible for the same seed on the same machine at the same thread count
         "reproducibility": {"torch_version": torch.__version__, "threads": torch.get_num_threads(), "numpy_version": np.__version__},
+        **({"runtime": dict(ctx.runtime)} if ctx.runtime else {}),  # a SelectionLoop trains in the user's loop: nothing to say
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     clash = sorted(set(result.info) & set(manifest))

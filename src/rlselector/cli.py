@@ -35,6 +35,11 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of everything random 
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="Use a seeded, class-stratified subset of N training samples (quick runs).")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out from its last checkpoint.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="Where to train: auto (a CUDA GPU where present, else the CPU), cpu, cuda, cuda:N or mps; under torchrun each rank takes cuda:LOCAL_RANK.")]
+AmpOpt = Annotated[str, typer.Option("--amp", help="Mixed precision: off, bf16 or fp16 (autocast; weights, optimiser and loss stay float32; fp16 adds loss scaling).")]
+ChannelsLastOpt = Annotated[bool, typer.Option("--channels-last", help="NHWC memory format: faster convolutions on GPUs.")]
+CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the forward pass (skipped with a warning where it cannot compile).")]
+WorkersOpt = Annotated[int, typer.Option("--workers", help="DataLoader processes reading the batches (decoding images of lazy sources such as imagenet: or folder:...&lazy); 0 = this process. The result is the same for any number.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads torch may use. Default: the cores not busy at start (one per core minus the 1-minute load average, at least 1): on a shared machine more threads than free cores make torch crawl.")]
 RECIPE_HELP = "Named training recipe: " + "; ".join(f"{r.name} ({r.summary})" for r in RECIPES.values())
 
@@ -180,6 +185,11 @@ def select(
     resume: ResumeOpt = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a selection already in --out.")] = False,
     export: Annotated[Optional[str], typer.Option("--export", help="Also write the kept samples as csv: --out/selection.csv (index, sample_id, parent_index, score).")] = None,
+    device: DeviceOpt = "auto",
+    amp: AmpOpt = "off",
+    channels_last: ChannelsLastOpt = False,
+    compile_model: CompileOpt = False,
+    workers: WorkersOpt = 0,
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -188,6 +198,7 @@ def select(
 
     from .api import select as run_select
     from .selection.dynamics import load_dynamics
+    from .train.device import Runtime
 
     _set_threads(threads)
     started = time.perf_counter()
@@ -199,6 +210,8 @@ def select(
             params["recipe"] = recipe
         if init_from is not None:
             params["init_from"] = str(init_from)
+        runtime = {"device": device, "amp": amp, "channels_last": channels_last, "compile": compile_model, "workers": workers}
+        Runtime.of(**runtime)  # refused before the data loads
         dataset = _load(data, data_root, limit, seed)
         selection = run_select(
             dataset, method, ratio, seed,
@@ -207,6 +220,7 @@ def select(
             dynamics=load_dynamics(dynamics, len(dataset)) if dynamics else None,
             out=out, overwrite=overwrite, resume=resume, cache_dir=cache_dir, progress=not quiet,
             model=_model(model) if model is not None else None,
+            **runtime,
             **params,
         )
         if export == "csv":
@@ -248,11 +262,11 @@ def train(
     data_root: DataRootOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoint.pt every epoch, log.jsonl, result.json.")] = Path("runs/train"),
     resume: ResumeOpt = False,
-    device: Annotated[str, typer.Option("--device", help="Where to train: auto (a CUDA GPU where present, else the CPU), cpu, cuda, cuda:N or mps; under torchrun each rank takes cuda:LOCAL_RANK.")] = "auto",
-    amp: Annotated[str, typer.Option("--amp", help="Mixed precision: off, bf16 or fp16 (autocast; weights, optimiser and loss stay float32; fp16 adds loss scaling).")] = "off",
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="NHWC memory format: faster convolutions on GPUs.")] = False,
-    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the forward pass (skipped with a warning where it cannot compile).")] = False,
-    workers: Annotated[int, typer.Option("--workers", help="DataLoader processes reading the batches (decoding images of lazy sources such as imagenet: or folder:...&lazy); 0 = this process. The result is the same for any number.")] = 0,
+    device: DeviceOpt = "auto",
+    amp: AmpOpt = "off",
+    channels_last: ChannelsLastOpt = False,
+    compile_model: CompileOpt = False,
+    workers: WorkersOpt = 0,
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -283,9 +297,10 @@ def train(
         console.print(f"final-epoch test accuracy: top-1 {result.top1:.2f} %  top-5 {result.top5:.2f} %  ({len(dataset):,} training samples) → {out / 'result.json'}")
 
 
-def _reusable_selection(folder: Path, method: str, ratio: float, seed: int, dataset, params: dict[str, Any]):
+def _reusable_selection(folder: Path, method: str, ratio: float, seed: int, dataset, params: dict[str, Any], amp: str):
     """The finished selection in ``folder``, refused unless it answers this very request (method, ratio,
-    seed, data and every parameter with its default: a changed default must not reuse an old run)."""
+    seed, data, mixed precision and every parameter with its default: a changed default must not reuse
+    an old run). The device may differ: it does not change what was selected."""
     from .api import get_method
     from .selection import load_selection
     from .selection.method import params_record
@@ -294,7 +309,9 @@ def _reusable_selection(folder: Path, method: str, ratio: float, seed: int, data
     wanted = params_record(get_method(method).make_params(**params))
     found = stored.manifest.get("params", {})
     differ = [field for field, same in (("method", stored.method == method), ("ratio", stored.manifest["ratio_requested"] == ratio),
-                                        ("seed", stored.manifest["seed"] == seed), ("dataset", stored.fingerprint == dataset.fingerprint))
+                                        ("seed", stored.manifest["seed"] == seed), ("dataset", stored.fingerprint == dataset.fingerprint),
+                                        # a selection from before --amp ran in float32
+                                        ("mixed precision (--amp)", stored.manifest.get("runtime", {}).get("amp", "off") == amp))
               if not same]
     differ += [f"parameter {key}" for key in sorted(set(wanted) | set(found)) if wanted.get(key) != found.get(key)]
     if differ:
@@ -314,6 +331,8 @@ def quickstart(
     data_root: DataRootOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Directory for the selection and both training runs.")] = Path("runs/quickstart"),
     resume: ResumeOpt = False,
+    device: DeviceOpt = "auto",
+    amp: AmpOpt = "off",
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -323,10 +342,13 @@ def quickstart(
     from .io import output_lock
     from .recipes import get_recipe
     from .train import train_model
+    from .train.device import Runtime
 
     _set_threads(threads)
     try:
         recipe = get_recipe(recipe_name).with_seed(seed)
+        runtime = {"device": device, "amp": amp}  # the selection's networks and both evaluation trainings alike
+        Runtime.of(**runtime)  # refused before the data loads
         dataset = _load(data, data_root, limit, seed)
         with output_lock(out, "rlselector quickstart"):
             selections = {}
@@ -335,16 +357,17 @@ def quickstart(
                 sel_dir = out / f"selection-{name}"
                 params = {"recipe": recipe_name} if "target-training" in get_method(name).inputs else {}
                 if (sel_dir / "selection.json").exists():
-                    selections[name] = _reusable_selection(sel_dir, name, wanted, seed, dataset, params)
+                    selections[name] = _reusable_selection(sel_dir, name, wanted, seed, dataset, params, amp)
                 else:
-                    selections[name] = run_select(dataset, name, wanted, seed, out=sel_dir, resume=resume, progress=not quiet, cache_dir=out / "cache", **params)
+                    selections[name] = run_select(dataset, name, wanted, seed, out=sel_dir, resume=resume, progress=not quiet, cache_dir=out / "cache",
+                                                  **runtime, **params)
                 wanted = selections[method].manifest["n_kept"] / len(dataset)  # random keeps exactly as many
             rows = []
             for name, sel in selections.items():
                 run_dir = out / f"train-{name}"
                 resume_run = (run_dir / "checkpoint.pt").exists()
                 _, result = train_model(sel.subset(dataset), model=recipe.model, width=recipe.width, config=recipe.train,
-                                        out_dir=run_dir, resume=resume_run, progress=not quiet)
+                                        out_dir=run_dir, resume=resume_run, progress=not quiet, **runtime)
                 rows.append((name, sel, result))
     except InputError as err:
         _fail(err)

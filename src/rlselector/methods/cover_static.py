@@ -60,7 +60,8 @@ class CoverStatic(SelectionMethod):
         if stored is not None:
             ctx.cost.reused_s = float(stored["seconds"])  # charged to the cost as if trained: this selection alone
             return stored["features"]
-        model, result = train_target(ctx.dataset, named, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress, factory=ctx.model)
+        model, result = train_target(ctx.dataset, named, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress, factory=ctx.model,
+                                     runtime=ctx.runtime)
         ctx.cost.target_s = result.seconds
         features, _ = forward_split(model, ctx.dataset.train, BatchTransform.for_dataset(ctx.dataset, augment=False))
         if cache:

@@ -105,7 +105,8 @@ class SelfSupervisedPrototypes(ScoreMethod):
             max_samples=self.params.ssl_samples,
         )
         features, seconds, cached = ssl_embeddings(
-            ctx.dataset, config, seed=ctx.seed, progress=ctx.progress, cache_dir=ctx.cache_dir, workdir=ctx.workdir, resume=ctx.resume
+            ctx.dataset, config, seed=ctx.seed, progress=ctx.progress, cache_dir=ctx.cache_dir, workdir=ctx.workdir, resume=ctx.resume,
+            runtime=ctx.runtime,
         )
         if cached:
             ctx.cost.reused_s = seconds

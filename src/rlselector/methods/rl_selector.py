@@ -412,7 +412,7 @@ class RLSelector(SelectionMethod, ObservingMethod):
                 model, state = self._initial_state(ctx, named)
                 hook.load_state_dict(state, ratio_changes=True)
             net, _ = train_target(ctx.dataset, named, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress, hooks=[hook],
-                                  model=model, factory=ctx.model)
+                                  model=model, factory=ctx.model, runtime=ctx.runtime)
             if p.decision == "policy" and p.readout_features == "eval":
                 started_pass = time.perf_counter()
                 readout, _ = forward_split(net, ctx.dataset.train, BatchTransform.for_dataset(ctx.dataset, augment=False))

@@ -3,8 +3,9 @@ network's features (cover-static) and the self-supervised encoder's embeddings (
 
 Every entry is one ``.npz`` named ``<kind>-<dataset slug>-<label>-<key[:16]>.npz``: ``kind`` says
 what it holds, ``label`` is for the human reading the folder (model, width, seed), and ``key`` is the
-sha256 of everything the content depends on (the dataset's fingerprint, the recipe, the seed), so a
-changed input never reads a stale entry. Entries are written atomically and read without pickle.
+sha256 of everything the content depends on (the dataset's fingerprint, the recipe, the seed, the
+mixed precision of the training), so a changed input never reads a stale entry. Entries are written
+atomically and read without pickle.
 """
 
 from __future__ import annotations
@@ -35,9 +36,15 @@ class ArtifactCache:
     """The cache folder of a selection run (``--cache-dir``)."""
 
     root: Path
+    amp: str = "off"
+    """Mixed precision (train()'s ``amp``) of the trainings whose outputs the entries hold; every kind
+    here comes from a trained network and mixed precision changes its numbers, so it is part of each
+    key. The device is not: entries made on a CPU are reused on a GPU and the other way round."""
 
     def path(self, kind: str, dataset: Dataset, label: str, identity: Any) -> Path:
         """Where the entry of ``kind`` for ``identity`` lives (it may not exist yet)."""
+        if self.amp != "off":  # float32 entries keep the names they always had, so existing caches stay valid
+            label, identity = f"{label}-{self.amp}", {"identity": identity, "amp": self.amp}
         return Path(self.root) / f"{kind}-{dataset.file_slug}-{label}-{cache_key(identity)[:16]}.npz"
 
     def load(self, path: Path) -> dict[str, np.ndarray] | None:

@@ -86,7 +86,7 @@ class SelectionContext:
     workdir: Path | None = None
     """Where a method keeps checkpoints and caches for resume; None = no checkpoints."""
     cache_dir: Path | None = None
-    """Shared cache of proxy runs, keyed by (dataset fingerprint, model, recipe, seed)."""
+    """Shared cache of proxy runs, keyed by (dataset fingerprint, model, recipe, seed, mixed precision)."""
     resume: bool = False
     """Continue an interrupted run from its last checkpoint in ``workdir``."""
     progress: bool = True
@@ -95,6 +95,10 @@ class SelectionContext:
     target network of the methods that train one; None = the recipe's registered model."""
     proxy_config: Any = None
     """The recipe of the proxy run (a ProxyConfig); None = the default for the dataset."""
+    runtime: dict[str, Any] = field(default_factory=dict)
+    """train()'s ``device``, ``amp``, ``channels_last``, ``compile`` and ``workers`` for every network a
+    method trains (proxy, target, encoder); empty = train()'s defaults. :func:`rlselector.select`
+    checks them before any work."""
     cost: SelectionCost = field(default_factory=SelectionCost)
     """Seconds spent per stage; the proxy stage is recorded apart from the method's own time."""
 
@@ -123,14 +127,14 @@ class SelectionContext:
     @property
     def cache(self) -> ArtifactCache | None:
         """The on-disk cache of reusable stages, or None without a ``cache_dir``."""
-        return ArtifactCache(self.cache_dir) if self.cache_dir is not None else None
+        return ArtifactCache(self.cache_dir, amp=self.runtime.get("amp", "off")) if self.cache_dir is not None else None
 
     def proxy(self) -> ProxyRecord:
         """The proxy run's record (per-epoch losses, correctness, logits, features), cached on disk."""
         if self.dynamics is not None:
             return self.dynamics
         record, seconds, cached = run_proxy(
-            self.dataset, self.proxy_config, seed=self.seed, cache_dir=self.cache_dir, progress=self.progress
+            self.dataset, self.proxy_config, seed=self.seed, cache_dir=self.cache_dir, progress=self.progress, runtime=self.runtime
         )
         self.cost.add_proxy_run(seconds, cached)
         self.cost.proxy_cached = cached
@@ -147,7 +151,8 @@ class SelectionContext:
         config = resolve_config(self.dataset, self.proxy_config)
         for index in range(1, count):
             record, seconds, cached = run_proxy(
-                self.dataset, config, seed=proxy_seed(self.seed, index), cache_dir=self.cache_dir, progress=self.progress
+                self.dataset, config, seed=proxy_seed(self.seed, index), cache_dir=self.cache_dir, progress=self.progress,
+                runtime=self.runtime,
             )
             self.cost.add_proxy_run(seconds, cached)
             records.append(record)

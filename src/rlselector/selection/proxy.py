@@ -2,8 +2,8 @@
 
 EL2N, GraNd, forgetting, CCS, Glister and MoSo all read the same
 :class:`~rlselector.selection.dynamics.ProxyRecord`, produced once per (dataset fingerprint, model,
-recipe, seed) by :func:`run_proxy` with the project's one training loop and kept in the selection
-cache, or supplied by the user (``--dynamics FILE.npz``, read by
+recipe, seed, mixed precision) by :func:`run_proxy` with the project's one training loop and kept in
+the selection cache, or supplied by the user (``--dynamics FILE.npz``, read by
 :func:`~rlselector.selection.dynamics.load_dynamics`). The recorder
 (:class:`~rlselector.selection.observe.DynamicsRecorder`, the same observer a user's own loop feeds)
 takes the per-sample dynamics from the training forward pass and logits/features from an eval pass
@@ -28,6 +28,7 @@ import math
 import shutil
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -81,9 +82,11 @@ class ProxyConfig:
                 f"(the proxy trains {self.recipe.epochs} epochs; 0 = at initialisation)"
             )
 
-    def identity(self, dataset: Dataset, seed: int) -> dict[str, Any]:
-        """What a run's content depends on: dataset fingerprint, model, width, recipe, recorded epochs, seed."""
-        return {
+    def identity(self, dataset: Dataset, seed: int, amp: str = "off") -> dict[str, Any]:
+        """What a run's content depends on: dataset fingerprint, model, width, recipe, recorded epochs,
+        seed and ``amp``, the run's mixed precision (it changes the numbers). The device does not
+        enter: a run cached on a CPU is reused on a GPU and the other way round."""
+        identity = {
             "format": PROXY_FORMAT,
             "fingerprint": dataset.fingerprint,
             "model": self.model,
@@ -92,10 +95,11 @@ class ProxyConfig:
             "record_epochs": sorted({int(e) for e in self.record_epochs}),
             "seed": int(seed),
         }
+        return identity if amp == "off" else {**identity, "amp": amp}  # float32 runs keep the keys they always had
 
-    def key(self, dataset: Dataset, seed: int) -> str:
+    def key(self, dataset: Dataset, seed: int, amp: str = "off") -> str:
         """Hex sha256 of :meth:`identity`: the cache key of the run."""
-        return cache_key(self.identity(dataset, seed))
+        return cache_key(self.identity(dataset, seed, amp))
 
 
 def default_proxy_config(dataset: Dataset) -> ProxyConfig:
@@ -122,10 +126,10 @@ def resolve_config(dataset: Dataset, config: ProxyConfig | None) -> ProxyConfig:
 # --------------------------------------------------------------------------------------------
 # the run
 # --------------------------------------------------------------------------------------------
-def cache_path(cache_dir: str | Path, dataset: Dataset, config: ProxyConfig, seed: int) -> Path:
-    """The run's cache entry: ``proxy-<dataset>-<model>-w<width>-e<epochs>-seed<seed>-<key[:16]>.npz``."""
-    label = f"{config.model}-w{config.width}-e{config.recipe.epochs}-seed{seed}"
-    return ArtifactCache(Path(cache_dir)).path("proxy", dataset, label, config.identity(dataset, seed))
+def cache_path(cache_dir: str | Path, dataset: Dataset, config: ProxyConfig, seed: int, amp: str = "off") -> Path:
+    """The run's cache entry: ``proxy-<dataset>-<model>-w<width>-e<epochs>-seed<seed>[-<amp>]-<key[:16]>.npz``."""
+    label = f"{config.model}-w{config.width}-e{config.recipe.epochs}-seed{seed}" + ("" if amp == "off" else f"-{amp}")
+    return ArtifactCache(Path(cache_dir)).path("proxy", dataset, label, config.identity(dataset, seed, amp))
 
 
 def clear_memory_cache() -> None:
@@ -140,21 +144,26 @@ def run_proxy(
     seed: int = 0,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    runtime: Mapping[str, Any] | None = None,
 ) -> tuple[ProxyRecord, float, bool]:
     """Train the proxy (or reuse a cached run) and return ``(record, seconds, cached)``.
 
     ``seconds`` is the training time of the run (the stored one when ``cached``). The cache is
     looked up in memory, then in ``cache_dir``; a fresh run is written there atomically.
+    ``runtime``: train()'s ``device``, ``amp``, ``channels_last``, ``compile`` and ``workers`` for
+    the run (None = train()'s defaults); of them only ``amp`` is part of the cache key.
     """
     config = resolve_config(dataset, config)
     config.validate()
-    key = config.key(dataset, seed)
+    runtime = dict(runtime or {})
+    amp = runtime.get("amp", "off")
+    key = config.key(dataset, seed, amp)
     labels = dataset.train.label_array
     if key in _MEMORY:
         _MEMORY.move_to_end(key)
         record = _MEMORY[key]
         return record, float(record.meta.get("seconds", 0.0)), True
-    path = cache_path(cache_dir, dataset, config, seed) if cache_dir is not None else None
+    path = cache_path(cache_dir, dataset, config, seed, amp) if cache_dir is not None else None
     if path is not None and path.exists():
         try:
             record = load_dynamics(path, len(dataset), labels=labels, num_classes=dataset.num_classes)
@@ -167,7 +176,7 @@ def run_proxy(
             _remember(key, record)
             return record, float(record.meta.get("seconds", 0.0)), True
 
-    record = _train_proxy(dataset, config, seed=seed, key=key, path=path, progress=progress)
+    record = _train_proxy(dataset, config, seed=seed, key=key, path=path, progress=progress, runtime=runtime)
     _remember(key, record)
     return record, float(record.meta["seconds"]), False
 
@@ -179,7 +188,9 @@ def _remember(key: str, record: ProxyRecord) -> None:
         _MEMORY.popitem(last=False)
 
 
-def _train_proxy(dataset: Dataset, config: ProxyConfig, *, seed: int, key: str, path: Path | None, progress: bool) -> ProxyRecord:
+def _train_proxy(
+    dataset: Dataset, config: ProxyConfig, *, seed: int, key: str, path: Path | None, progress: bool, runtime: dict[str, Any]
+) -> ProxyRecord:
     recipe = replace(config.recipe, seed=int(seed))
     labels = dataset.train.label_array
     recorder = DynamicsRecorder(labels, dataset.num_classes, config.record_epochs, eval_batch_size=recipe.eval_batch_size)
@@ -192,7 +203,8 @@ def _train_proxy(dataset: Dataset, config: ProxyConfig, *, seed: int, key: str, 
     log.info("proxy: training %s (width %d) for %d epochs on %s, seed %d", config.model, config.width, recipe.epochs, dataset.name, seed)
     started = time.perf_counter()
     # no test evaluation: no method reads the proxy's accuracy, and it costs a pass over the test set
-    result = train(model, dataset, recipe, hooks=[recorder], out_dir=run_dir, resume=True, progress=progress, evaluate_test=False)
+    result = train(model, dataset, recipe, hooks=[recorder], out_dir=run_dir, resume=True, progress=progress, evaluate_test=False,
+                   **runtime)
     seconds = time.perf_counter() - started
     meta = {
         "key": key,
@@ -204,6 +216,7 @@ def _train_proxy(dataset: Dataset, config: ProxyConfig, *, seed: int, key: str, 
         "recipe": asdict(recipe),
         "record_epochs": sorted(set(int(e) for e in config.record_epochs)),
         "seed": int(seed),
+        "amp": runtime.get("amp", "off"),
         "seconds": seconds,
         "train_seconds": result.seconds,
         "per_sample_dynamics": "training forward (augmented batch, train mode, before the step's update)",

@@ -18,15 +18,17 @@ pass them with ``--features``. It trains through the one training loop (``rlsele
 Adam, a constant rate and NT-Xent as the loop's objective, so it has the same progress bar and, with
 a work directory, a checkpoint per epoch that ``resume`` continues. Seeded: the same seed gives the
 same embeddings; the caller's global torch random state is left untouched. With a cache directory the
-embeddings are stored per (dataset fingerprint, recipe, seed) and reused.
+embeddings are stored per (dataset fingerprint, recipe, seed, mixed precision) and reused.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -135,10 +137,12 @@ def _view(images: torch.Tensor, dataset: Dataset, config: SSLConfig, stats, gene
 
 
 def train_encoder(
-    dataset: Dataset, config: SSLConfig, *, seed: int, progress: bool = True, out_dir: Path | None = None, resume: bool = False
+    dataset: Dataset, config: SSLConfig, *, seed: int, progress: bool = True, out_dir: Path | None = None, resume: bool = False,
+    runtime: Mapping[str, Any] | None = None,
 ) -> nn.Module:
     """Train the encoder with NT-Xent on ``dataset``'s training images (labels unused); with
-    ``out_dir`` a checkpoint per epoch, continued by ``resume``."""
+    ``out_dir`` a checkpoint per epoch, continued by ``resume``. ``runtime``: train()'s ``device``,
+    ``amp``, ``channels_last``, ``compile`` and ``workers`` (None = train()'s defaults)."""
     from ..models import build_model
 
     config.validate()
@@ -155,7 +159,8 @@ def train_encoder(
         encoder = build_model(config.model, in_channels=dataset.in_channels, num_classes=2, image_size=dataset.image_size, width=config.width)
         net = _Contrastive(encoder, encoder.feature_dim, config.projection_dim)
         started = time.perf_counter()
-        train(net, pool, recipe, objective=_NTXent(dataset, config), out_dir=out_dir, resume=resume, progress=progress, evaluate_test=False)
+        train(net, pool, recipe, objective=_NTXent(dataset, config), out_dir=out_dir, resume=resume, progress=progress, evaluate_test=False,
+              **(runtime or {}))
     log.info("self-supervised encoder trained in %.1f s", time.perf_counter() - started)
     return encoder
 
@@ -175,19 +180,21 @@ def ssl_embeddings(
     cache_dir: Path | None = None,
     workdir: Path | None = None,
     resume: bool = False,
+    runtime: Mapping[str, Any] | None = None,
 ) -> tuple[np.ndarray, float, bool]:
     """``(embeddings, seconds, cached)``: train (or reuse from ``cache_dir``) and embed; ``seconds`` is
     the training time, the stored one when ``cached``. With ``workdir`` the training checkpoints in
-    its ``ssl`` folder and ``resume`` continues an interrupted one."""
+    its ``ssl`` folder and ``resume`` continues an interrupted one. ``runtime``: the encoder's train()
+    keywords (see :func:`train_encoder`); its ``amp`` is part of the cache key, its device is not."""
     config.validate()
-    cache = ArtifactCache(Path(cache_dir)) if cache_dir is not None else None
+    cache = ArtifactCache(Path(cache_dir), amp=(runtime or {}).get("amp", "off")) if cache_dir is not None else None
     entry = cache.path("ssl-embeddings", dataset, f"seed{seed}", [dataset.fingerprint, asdict(config), seed]) if cache else None
     stored = cache.load(entry) if cache else None
     if stored is not None:
         return stored["features"], float(stored["seconds"]), True
     started = time.perf_counter()
     out_dir = Path(workdir) / SSL_DIR if workdir is not None else None
-    encoder = train_encoder(dataset, config, seed=seed, progress=progress, out_dir=out_dir, resume=resume)
+    encoder = train_encoder(dataset, config, seed=seed, progress=progress, out_dir=out_dir, resume=resume, runtime=runtime)
     features = embed(encoder, dataset)
     seconds = time.perf_counter() - started
     if cache:

@@ -6,9 +6,10 @@ atomic checkpoint per epoch under the selection's work directory so ``--resume``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from torch import nn
 
@@ -59,10 +60,13 @@ def train_target(
     hooks: Sequence[TrainHook] = (),
     model: nn.Module | None = None,
     factory: ModelFactory | None = None,
+    runtime: Mapping[str, Any] | None = None,
 ) -> tuple[nn.Module, TrainResult]:
     """Train the target on all of ``dataset``: ``model`` as given, else a fresh one seeded from the
-    recipe, built by the user's ``factory`` or as the recipe's registered model."""
+    recipe, built by the user's ``factory`` or as the recipe's registered model. ``runtime``: train()'s
+    ``device``, ``amp``, ``channels_last``, ``compile`` and ``workers`` (None = train()'s defaults)."""
     net = model if model is not None else build_for(dataset, factory or named.model, named.width, recipe.seed)
     out = workdir / TARGET_DIR if workdir is not None else None
-    result = train(net, dataset, recipe, hooks=hooks, out_dir=out, resume=resume, progress=progress, evaluate_test=False)
+    result = train(net, dataset, recipe, hooks=hooks, out_dir=out, resume=resume, progress=progress, evaluate_test=False,
+                   **(runtime or {}))
     return net, result
