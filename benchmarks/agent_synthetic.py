@@ -54,6 +54,7 @@ VARIANTS: dict[str, AgentConfig] = {
     "weight-decay-5e-4": AgentConfig(weight_decay=5e-4),
     "adam-eps-1e-8": AgentConfig(adam_eps=1e-8),
     "updates-1": AgentConfig(updates_per_step=1),
+    "updates-2": AgentConfig(updates_per_step=2),
     "temperature-1": AgentConfig(temperature=1.0, entropy_coef=1.0),
     "no-entropy": AgentConfig(entropy_coef=0.0),
     "dual-ascent": AgentConfig(ratio_control="dual-ascent"),
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eps-rule", default="quantile", choices=["mean", "quantile", "median", "nn-median"])
     parser.add_argument("--eps-quantile", type=float, default=0.01)
     parser.add_argument("--history", action="store_true", help="print the per-epoch diagnostics too")
+    parser.add_argument("--reference-size", type=int, default=4096, help="states whose decisions measure the kept share (rl-selector's reference_size)")
     parser.add_argument("--passes", type=int, default=2, help="sweeps of the policy read-out (rl-selector's readout_passes)")
     parser.add_argument("--json", help="write every result to this file")
     args = parser.parse_args(argv)
@@ -253,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 config, broken = VARIANTS[name], name == "shuffled-reward"
                 hook = train_agent(data.features, data.labels, ratio, config, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
-                                   eps_rule=args.eps_rule, eps_quantile=args.eps_quantile, shuffled_reward=broken)
+                                   eps_rule=args.eps_rule, eps_quantile=args.eps_quantile, shuffled_reward=broken,
+                                   reference_size=args.reference_size)
                 seconds = time.perf_counter() - start
                 scores, kept, natural = decide(hook, ratio, seed, passes=args.passes)
                 row = evaluate(scores, kept, cover_result, data.duplicate_pairs, ratio, natural)
