@@ -1,15 +1,22 @@
-"""Does the RL-Selector agent converge? Fixed synthetic features, no target network (method.md §9).
+"""Does the RL-Selector agent converge and learn? Fixed synthetic features, no target network (method.md §9).
 
 6,000 samples: 10 Gaussian classes of varied spread (500 each, d = 64) plus 1,000 near-duplicates
-of random members. The cover is computed once (the features do not move); the agent then runs the
-per-minibatch loop of method.md §4 for a number of epochs. Reported per ratio and agent variant:
+of random members. RL-Selector's own hook (``SelectorHook``) is replayed over the features with the
+training loop's replay (the cover refreshed once: the features do not move), and the kept set is
+read off with the method's default decision (the policy's ordered read-out, its ratio price re-set,
+the band enforced by the final scores only if it still misses). Reported per ratio and variant:
 
-- natural ratio: share with deterministic score ≥ 0.5, before any band enforcement;
+- natural ratio: the read-out's kept share before any top-k enforcement (``first_share`` in the
+  JSON: before the price re-set);
 - agreement (``agr-rank``): share of the policy's top-sr·N among the sr·N least redundant by the
-  untied redundancy rank (degree, then nearest-neighbour closeness); chance = sr. ``agree`` counts
-  against the degree alone, ties resolved in the policy's favour (its chance is the ``random`` row);
-- duplicate pairs with a member pruned (policy's top-sr·N kept) and with both pruned, next to a
-  random selection's expected share 1 − sr².
+  untied static redundancy rank (degree, then nearest-neighbour closeness); chance = sr. ``agree``
+  counts against the degree alone, ties resolved in the policy's favour;
+- duplicate pairs with a member pruned under the final kept set, and with both pruned, next to a
+  random selection's expected share 1 − sr²;
+- EV: the critic's explained variance against its TD target in the last epoch.
+
+Variants include two broken agents that must lose what the default shows: ``lr-0`` and
+``shuffled-reward`` (each batch's Ĉ shuffled across its samples).
 
 A Markdown summary (the table of ``docs/agent-convergence.md``) closes the output.
 

@@ -107,7 +107,7 @@ COVER_HAT = torch.tensor([-0.2, 0.3])
 
 
 def test_bernoulli_expected_gradient_loss_by_hand():
-    config = AgentConfig(hidden_sizes=(4, 4), updates_per_step=1)
+    config = AgentConfig.no_critic(hidden_sizes=(4, 4), updates_per_step=1)
     agent = SelectorAgent(2, 0.5, config, seed=0)
     _constant_networks(agent, actor_bias=0.4)
     _, stats = agent.step(STATES, COVER_HAT, reference_states=STATES)
@@ -283,7 +283,10 @@ def test_agent_leaves_the_global_rng_alone():
     [
         (dict(policy="beta"), "policy"),
         (dict(policy="gaussian-literal"), "Gaussian policy needs"),
-        (dict(gamma=0.99), "bootstraps on a critic"),
+        (dict(gamma=0.99, estimator="expected"), "bootstraps on a critic"),
+        (dict(gamma=1.5), "gamma must lie in"),
+        (dict(scale_neighbour=17), "scale_neighbour must lie in"),
+        (dict(set_weight=-1.0), "set_weight must be"),
         (dict(ratio_control="pid"), "ratio_control"),
         (dict(decision_ema=1.0), "decision_ema"),
         (dict(temperature=0.0), "temperature"),

@@ -250,3 +250,26 @@ def test_the_raw_score_check_refuses_a_lifted_random_set():
     assert kept_auc(raw, kept) < 0.6  # the raw scores do not (measured 0.5 ± chance)
     top = raw >= np.sort(raw)[-300]
     assert kept_auc(raw, top) == 1.0
+
+
+def test_a_checkpoint_of_another_agent_shape_is_refused_by_name():
+    """Resuming with another set_state (or a checkpoint from before round 2's agent) stops with the
+    reason instead of failing inside the agent's networks."""
+    import torch
+
+    from rlselector.agent import AgentConfig
+    from rlselector.methods.rl_selector import SelectorHook
+
+    labels = np.repeat(np.arange(3), 20)
+
+    def hook(config):
+        made = SelectorHook(labels, 0.5, config, seed=0, epochs=None, total_steps=10, epsilon_rule="quantile", epsilon_quantile=0.05,
+                            set_aware=False, reference_size=64, progress=False)
+        made.bank = torch.randn(len(labels), 4, generator=torch.Generator().manual_seed(0))
+        made.refresh_cover()
+        return made
+
+    state = hook(AgentConfig(hidden_sizes=(8, 8))).state_dict()
+    with pytest.raises(InputError, match=r"reads states of 6 numbers, this configuration 4 .*set_state"):
+        hook(AgentConfig(hidden_sizes=(8, 8), set_state=False)).load_state_dict(state)
+    hook(AgentConfig(hidden_sizes=(8, 8))).load_state_dict(state)  # the same shape resumes

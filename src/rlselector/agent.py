@@ -150,12 +150,14 @@ class AgentConfig:
 
     @classmethod
     def paper_literal(cls, **overrides: Any) -> "AgentConfig":
-        """The paper read literally (``docs/method.md`` §2–3): Gaussian policy, TD(0) A2C with γ = 0.99,
+        """The paper read literally (``docs/method.md`` §2–3): Gaussian policy, one sampled action per
+        state, TD(0) A2C with γ = 0.99,
         Adam lr 3e-4 and weight decay 5e-4, one update per step, penalty λ = 1 from the stored score
         vector, min-max C, raw states, no entropy, no averaging, constant learning rate."""
         literal = cls(
             policy="gaussian-literal",
             estimator="critic",
+            action_samples=1,
             learning_rate=3e-4,
             final_lr_fraction=1.0,
             weight_decay=5e-4,

@@ -153,6 +153,13 @@ class SelectorHook(Observer):
     def load_state_dict(self, state: dict[str, Any], *, ratio_changes: bool = False) -> None:
         if state["agent"] is not None:
             agent_state = dict(state["agent"], target_ratio=self.ratio) if ratio_changes else state["agent"]
+            expected = state["bank"].shape[1] + self.agent_config.context_dims
+            if agent_state["state_dim"] != expected or "decisions" not in state:
+                raise InputError(
+                    f"rl-selector: the checkpoint's agent reads states of {agent_state['state_dim']} numbers, this configuration "
+                    f"{expected} (features {state['bank'].shape[1]} + kept-set context {self.agent_config.context_dims}): it was made "
+                    "with another set_state, or by rlselector before round 2's agent; start the run again without --resume/--init-from"
+                )
             self.agent = SelectorAgent(agent_state["state_dim"], self.ratio, self.agent_config, seed=self.seed, total_steps=self.total_steps)
             self.agent.load_state_dict(agent_state)
         self.bank, self.scores, self.history = state["bank"], state["scores"].clone(), list(state["history"])
