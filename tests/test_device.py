@@ -110,6 +110,11 @@ def test_the_running_loss_is_read_every_progress_every_steps_only(small, monkeyp
     train(fresh(small), small, config, progress=False, evaluate_test=False, device="cpu")
     # per epoch: once when its bar is made (nothing seen yet), then after steps 2, 4, 6, 8, 10
     assert reads == [0, 64, 128, 192, 256, 300] * 2
+    reads.clear()
+    monkeypatch.setattr(loop, "PROGRESS_EVERY", 3)
+    train(fresh(small), small, config, progress=False, evaluate_test=False, device="cpu")
+    # after steps 3, 6, 9, and once more at the epoch's end for its last step
+    assert reads == [0, 96, 192, 288, 300] * 2
 
 
 def test_compile_that_fails_falls_back_to_eager_with_one_warning(small, monkeypatch, caplog):

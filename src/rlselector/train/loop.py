@@ -386,7 +386,8 @@ def _run_epochs(
                 seen += len(index)
                 fields = steps.fields() if number % PROGRESS_EVERY == 0 else {}
                 bar.update(task, advance=len(index), rate=seen / max(time.perf_counter() - epoch_start, 1e-9), **fields)
-            bar.update(task, **steps.fields())  # the epoch's running loss, also when it had fewer than PROGRESS_EVERY steps
+            if len(batches) % PROGRESS_EVERY:  # the epoch's last steps were not read yet (or none was: a short epoch)
+                bar.update(task, **steps.fields())
             ended = steps.end_epoch()  # reads the epoch's sums: waits for its last step
             epoch_seconds = time.perf_counter() - epoch_start
             seconds += epoch_seconds
