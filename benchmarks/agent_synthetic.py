@@ -38,7 +38,7 @@ import torch
 
 from rlselector.agent import AgentConfig
 from rlselector.methods.rl_selector import SelectorHook
-from rlselector.selection.policies import BAND, band_decision
+from rlselector.selection.policies import band_decision
 from rlselector.train import replay_features
 from rlselector.cover import Cover, cover, epsilon, greedy_set_aware_prune, redundancy_rank
 
@@ -206,11 +206,9 @@ def decide(hook: SelectorHook, ratio: float, seed: int, passes: int = 2, chunk: 
     scores, kept mask, natural ratio); the read-out's record (the first sweep's share, the price
     shift) is left in ``hook.readout_record``."""
     natural_mask, scores, hook.readout_record = hook.readout(None, passes=passes, chunk=chunk, seed=seed)
-    natural = float(natural_mask.float().mean())
-    if abs(natural - ratio) <= BAND:
-        return scores, natural_mask, natural
     kept = torch.zeros(len(scores), dtype=torch.bool)
-    kept[torch.from_numpy(band_decision(scores.double().numpy(), ratio)[0])] = True
+    kept[torch.from_numpy(band_decision(scores.double().numpy(), ratio, natural=natural_mask.numpy())[0])] = True
+    natural = float(natural_mask.float().mean())
     return scores, kept, natural
 
 

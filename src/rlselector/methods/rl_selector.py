@@ -66,10 +66,10 @@ reward), the ablation without a critic, the paper read literally, method.md §9'
 
 
 DECISIONS = ("policy", "threshold", "set-aware", "sample")
+"""How the final kept set is read off the trained policy (see ``Params.decision``)."""
 
 CALIBRATION_SWEEPS = 16
 """At most this many read-outs re-set the ratio price for the policy decision's geometry."""
-"""How the final kept set is read off the trained policy (see ``Params.decision``)."""
 
 
 class SelectorHook(Observer):
@@ -193,15 +193,17 @@ class SelectorHook(Observer):
                 reference = self.states(torch.arange(n))
             else:
                 reference = self.states(torch.randint(0, n, (self.reference_size,), generator=self._reference_generator))
-        states, cover_hat = self.states(indices, features), self.cover_hat[indices]
-        if self.agent.config.set_weight > 0:
-            cover_hat = set_aware_cover(cover_hat, self.context(indices), self.agent.config.set_weight)
+        config = self.agent.config
+        context = self.context(indices) if config.set_state or config.set_weight > 0 else None
+        states, cover_hat = self.states(indices, features, context=context), self.cover_hat[indices]
+        if config.set_weight > 0:
+            cover_hat = set_aware_cover(cover_hat, context, config.set_weight)
         actions, stats = self.agent.step(
             states, cover_hat, reference_states=reference, kept_fraction=float((self.scores >= 0.5).float().mean())
         )
         self.scores[indices] = actions.float()
-        if self.agent.config.set_state:
-            self.decisions[indices] = self.agent.keep_scores(self.states(indices, features)) >= 0.5
+        if config.set_state:  # the same states: the step changed the agent, not the kept set they were read from
+            self.decisions[indices] = self.agent.keep_scores(states) >= 0.5
         self._epoch_steps.append(stats)
         self._agent_seconds += time.perf_counter() - start
 
@@ -229,13 +231,13 @@ class SelectorHook(Observer):
         return kept_set_context(neighbours, scale, self.decisions if kept is None else kept, rows)
 
     def states(self, rows: torch.Tensor, features: torch.Tensor | None = None, kept: torch.Tensor | None = None,
-               geometry: tuple[Neighbours, torch.Tensor] | None = None) -> torch.Tensor:
+               geometry: tuple[Neighbours, torch.Tensor] | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
         """The agent's states of ``rows``: their features (default: the bank's), with the kept-set context
-        when the configuration carries it."""
+        (``context`` when the caller already read it) when the configuration carries it."""
         features = self.bank[rows] if features is None else features.detach().float().cpu()
         if not self._agent().config.set_state:
             return features
-        return torch.cat([features, self.context(rows, kept, geometry)], 1)
+        return torch.cat([features, self.context(rows, kept, geometry) if context is None else context], 1)
 
     def readout(self, geometry: tuple[Neighbours, torch.Tensor] | None, *, passes: int, chunk: int, seed: int
                 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
@@ -250,7 +252,7 @@ class SelectorHook(Observer):
         the first read-out kept, the price shift, the read-outs taken)."""
         agent, n = self._agent(), len(self.labels)
         if not agent.config.set_state:  # no context: order changes nothing
-            scores = agent.keep_scores(self.bank)
+            scores = self.final_scores()
             share = float((scores >= 0.5).float().mean())
             return scores >= 0.5, scores, {"first_share": share, "price_shift": 0.0, "readouts": 1}
 
@@ -457,36 +459,27 @@ class RLSelector(SelectionMethod, ObservingMethod):
         ctx.cost.cover_s = sum(r["seconds_cover"] for r in hook.history)
         ctx.cost.target_s = sum(r["seconds_target"] for r in hook.history)
         info: dict[str, Any] = {}
+        started_decision = time.perf_counter()
         if p.decision == "policy":
-            started_decision = time.perf_counter()
             geometry = hook.geometry(torch.from_numpy(readout_features)) if readout_features is not None else None
-            natural_mask, final, calibration = hook.readout(geometry, passes=p.readout_passes, chunk=p.readout_chunk, seed=ctx.seed)
-            info["readout"] = calibration
-            scores = final.double().numpy()
-            natural = float(natural_mask.float().mean())
-            if ctx.class_balanced:
-                kept, _ = apply_policy("keep-highest", scores, ctx.budget, ctx.rng("policy"), labels=ctx.labels, num_classes=ctx.dataset.num_classes)
-                enforced = True
-            elif abs(natural - ctx.ratio) <= BAND:
-                kept, enforced = natural_mask.nonzero().squeeze(1).numpy(), False
-            else:
-                kept, enforced = band_decision(scores, ctx.ratio)
-            ctx.cost.decision_s = (ctx.cost.decision_s or 0.0) + time.perf_counter() - started_decision
+            natural_mask, final, info["readout"] = hook.readout(geometry, passes=p.readout_passes, chunk=p.readout_chunk, seed=ctx.seed)
+            scores, natural_mask = final.double().numpy(), natural_mask.numpy()
             info["readout_features"] = p.readout_features if readout_features is not None else "bank"
         else:
             scores = hook.final_scores().double().numpy()
-            natural = float((scores >= 0.5).mean())
-            if ctx.class_balanced:  # proportional class quotas, each filled by the highest keep scores
-                kept, _ = apply_policy("keep-highest", scores, ctx.budget, ctx.rng("policy"), labels=ctx.labels, num_classes=ctx.dataset.num_classes)
-                enforced = True
-            else:
-                kept, enforced = band_decision(scores, ctx.ratio)
-            if p.decision != "threshold":
-                started_decision = time.perf_counter()
-                own = kept
-                kept = self._redecided(ctx, hook.bank, scores, kept)
-                ctx.cost.decision_s = time.perf_counter() - started_decision
-                info["decided_beyond_chance"] = beyond_chance(own, kept, len(scores))
+            natural_mask = scores >= 0.5
+        if ctx.class_balanced:  # proportional class quotas, each filled by the highest keep scores
+            kept, _ = apply_policy("keep-highest", scores, ctx.budget, ctx.rng("policy"), labels=ctx.labels, num_classes=ctx.dataset.num_classes)
+            enforced = True
+        else:
+            kept, enforced = band_decision(scores, ctx.ratio, natural=natural_mask)
+        if p.decision in ("sample", "set-aware"):
+            own = kept
+            kept = self._redecided(ctx, hook.bank, scores, kept)
+            info["decided_beyond_chance"] = beyond_chance(own, kept, len(scores))
+        if p.decision != "threshold":  # added to the eval-mode pass's seconds, when run() took one
+            ctx.cost.decision_s = (ctx.cost.decision_s or 0.0) + time.perf_counter() - started_decision
+        natural = float(natural_mask.mean())
         priority = lift_kept(scores, kept)
         if ctx.workdir is not None:
             write_diagnostics(ctx.workdir.parent, hook.history, ctx.ratio)

@@ -49,15 +49,17 @@ def lift_kept(order: np.ndarray, kept: np.ndarray) -> np.ndarray:
     return priority
 
 
-def band_decision(scores: np.ndarray, ratio: float) -> tuple[np.ndarray, bool]:
-    """Kept indices from deterministic scores: score ≥ 0.5, or the top-k with k clipped into the ±1 %
-    band when the natural count falls outside it; and whether the band had to be enforced."""
+def band_decision(scores: np.ndarray, ratio: float, natural: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+    """Kept indices from deterministic scores: the natural decisions (``natural``, a bool mask; default
+    score ≥ 0.5), or the top-k of the scores with k clipped into the ±1 % band when the natural count
+    falls outside it; and whether the band had to be enforced."""
     n = len(scores)
-    natural = int((scores >= 0.5).sum())
+    natural = np.asarray(scores >= 0.5 if natural is None else natural, dtype=bool)
+    count = int(natural.sum())
     low, high = max(1, math.ceil((ratio - BAND) * n - 1e-9)), min(n, math.floor((ratio + BAND) * n + 1e-9))
-    if low <= natural <= high:
-        return np.sort(np.flatnonzero(scores >= 0.5)), False
-    k = min(max(natural, low), high)
+    if low <= count <= high:
+        return np.flatnonzero(natural), False
+    k = min(max(count, low), high)
     order = np.argsort(-scores, kind="stable")
     return np.sort(order[:k]), True
 

@@ -128,8 +128,8 @@ def resolve_config(dataset: Dataset, config: ProxyConfig | None) -> ProxyConfig:
 # --------------------------------------------------------------------------------------------
 def cache_path(cache_dir: str | Path, dataset: Dataset, config: ProxyConfig, seed: int, amp: str = "off") -> Path:
     """The run's cache entry: ``proxy-<dataset>-<model>-w<width>-e<epochs>-seed<seed>[-<amp>]-<key[:16]>.npz``."""
-    label = f"{config.model}-w{config.width}-e{config.recipe.epochs}-seed{seed}" + ("" if amp == "off" else f"-{amp}")
-    return ArtifactCache(Path(cache_dir)).path("proxy", dataset, label, config.identity(dataset, seed, amp))
+    label = f"{config.model}-w{config.width}-e{config.recipe.epochs}-seed{seed}"
+    return ArtifactCache(Path(cache_dir), amp=amp).path("proxy", dataset, label, config.identity(dataset, seed))
 
 
 def clear_memory_cache() -> None:
