@@ -36,6 +36,7 @@ The module holds no training loop: the caller computes the cover once per epoch 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
@@ -46,6 +47,9 @@ from torch.nn import functional as F
 
 from .cover import Cover, Neighbours, redundancy_rank
 from .errors import InputError
+from .train.distributed import DistributedContext
+
+log = logging.getLogger(__name__)
 
 PolicyFamily = Literal["bernoulli", "gaussian-literal"]
 Estimator = Literal["expected", "critic"]
@@ -538,6 +542,23 @@ class SelectorAgent:
             share = float((self._logits_of(outputs) >= 0).float().mean())
         kept = min(outputs.numel(), max(1, round(self.target_ratio * outputs.numel())))
         return share, float(torch.kthvalue(outputs, outputs.numel() - kept + 1).values)
+
+    def align_ranks(self, ranks: DistributedContext) -> bool:
+        """Under torchrun every rank runs this agent on the same gathered inputs, so the copies stay
+        equal; should rounding make them drift (ranks on different hardware), rank 0's networks, state
+        statistics and price are copied to every rank. Returns whether they had drifted."""
+        networks = [*self.actor.parameters(), *self.critic.parameters(), *self.decision_actor.parameters(), self.log_std]
+        values = [*networks, self.state_stats.mean, self.state_stats.var, torch.tensor([self.multiplier], dtype=torch.float64)]
+        checksum = torch.stack([value.detach().double().sum() for value in values])
+        if ranks.agree(checksum):
+            return False
+        log.warning("rl-selector: the agents of the ranks drifted apart; rank 0's is copied to every rank")
+        with torch.no_grad():
+            ranks.broadcast_(*networks, self.state_stats.mean, self.state_stats.var)
+        multiplier = torch.tensor([self.multiplier], dtype=torch.float64)
+        ranks.broadcast_(multiplier)
+        self.multiplier = float(multiplier)
+        return True
 
     def finish(self) -> dict[str, float] | None:
         """Run the pending update of the last minibatch, bootstrapping with V = 0 (end of the run)."""

@@ -24,6 +24,7 @@ from .selection.format import FORMAT_VERSION, MANIFEST, SCORE_DIRECTION, Selecti
 from .selection.method import METHODS, MethodResult, SelectionContext, SelectionMethod, params_record
 from .selection.policies import top_k
 from .train.device import Runtime
+from .train.distributed import DistributedContext
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,8 @@ def select(
     """
     ratio = check_ratio(ratio)
     runtime = {"device": device, "amp": amp, "channels_last": channels_last, "compile": compile, "workers": workers}
-    Runtime.of(**runtime)  # refused here, not at the first training after minutes of other work
+    placed = Runtime.of(**runtime)  # refused here, not at the first training after minutes of other work
+    DistributedContext.from_env(placed.device)  # under torchrun: join the group before any work (every rank runs this)
     method_cls = get_method(method)
     instance = method_cls(method_cls.make_params(**params))
     features = None if features is None else check_features(features, len(dataset))
@@ -180,14 +182,18 @@ def complete(
     is ``out/work``, removed when the method kept nothing in it). ``started``: when the selection
     began (its timings count from there; None = now)."""
     started = time.perf_counter() if started is None else started
-    if out is None:
-        return _finalise(instance, ctx, produce(), time.perf_counter() - started)
+    ranks = DistributedContext.current()
+    if out is None or not ranks.is_main:  # under torchrun every rank selects the same; rank 0 alone writes
+        selection = _finalise(instance, ctx, produce(), time.perf_counter() - started)
+        ranks.barrier()  # return once rank 0's files are there
+        return selection
     with output_lock(out, command, WORK):
         selection = _finalise(instance, ctx, produce(), time.perf_counter() - started)
         write_selection(out, selection)
         if not any((out / WORK).iterdir()):  # the method kept no checkpoints: leave only the selection
             (out / WORK).rmdir()
     log.info("selection written to %s", out)
+    ranks.barrier()
     return selection
 
 

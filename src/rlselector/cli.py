@@ -199,6 +199,7 @@ def select(
     from .api import select as run_select
     from .selection.dynamics import load_dynamics
     from .train.device import Runtime
+    from .train.distributed import DistributedContext
 
     _set_threads(threads)
     started = time.perf_counter()
@@ -223,6 +224,8 @@ def select(
             **runtime,
             **params,
         )
+        if not DistributedContext.current().is_main:  # under torchrun rank 0 writes and reports
+            return
         if export == "csv":
             selection.to_csv(out / "selection.csv")
     except InputError as err:

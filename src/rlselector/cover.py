@@ -35,6 +35,7 @@ import torch
 
 from .bank import FeatureBank
 from .errors import InputError
+from .train.distributed import DistributedContext
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,7 @@ def cover(
     backend: Backend = "auto",
     approximate_above: int = APPROXIMATE_ABOVE,
     ivf: IVFSettings = IVFSettings(),
+    ranks: DistributedContext | None = None,
 ) -> Cover:
     """Degree of cover and nearest-neighbour distance of every sample, in one blockwise pass.
 
@@ -209,6 +211,9 @@ def cover(
     query are scanned, so counts can only fall short of the exact ones (up to float32 rounding at ε),
     and a sample with no neighbour within ε gets its nearest kept one from a 2-NN search of the
     same cells. Settings in ``ivf``.
+
+    ``ranks``: under torchrun, the classes are split across the ranks (each counts its own) and the
+    results summed back, so every rank returns the whole cover; every rank must pass the same inputs.
     """
     features, labels = _validated(features, labels)
     _check_block_size(block_size)
@@ -224,11 +229,11 @@ def cover(
             if not bool(((kept_mask == 0) | (kept_mask == 1)).all()):
                 raise InputError("cover: kept must hold only 0/1 (or bool) values")
             kept_mask = kept_mask != 0
-    degree = torch.empty(n, dtype=torch.float64)
-    nn_distance = torch.empty(n, dtype=torch.float64)
-    nn_index = torch.empty(n, dtype=torch.long)
-    sample_eps = torch.empty(n, dtype=torch.float64)
-    for label, members in _classes(labels):
+    degree = torch.zeros(n, dtype=torch.float64)  # zeros: the rows of other ranks' classes add nothing to the sum
+    nn_distance = torch.zeros(n, dtype=torch.float64)
+    nn_index = torch.zeros(n, dtype=torch.long)
+    sample_eps = torch.zeros(n, dtype=torch.float64)
+    for label, members in _classes(labels, ranks):
         class_eps = _class_epsilon(eps, label)
         counts, nn_sq, nn_local = _neighbours(
             features, label, members, kept_mask[members], class_eps, backend, approximate_above, block_size, ivf
@@ -237,6 +242,8 @@ def cover(
         nn_distance[members] = nn_sq.sqrt()
         nn_index[members] = torch.where(nn_local >= 0, members[nn_local.clamp_min(0)], -1)
         sample_eps[members] = class_eps
+    if ranks is not None:
+        ranks.sum_(degree, nn_distance, nn_index, sample_eps)
     return Cover(degree=degree, nn_distance=nn_distance, nn_index=nn_index, epsilon=sample_eps)
 
 
@@ -340,19 +347,21 @@ class Neighbours(NamedTuple):
 
 
 def nearest_neighbours(
-    features: torch.Tensor | np.ndarray | FeatureBank, labels: torch.Tensor | np.ndarray, k: int, *, block_size: int = DEFAULT_BLOCK_SIZE
+    features: torch.Tensor | np.ndarray | FeatureBank, labels: torch.Tensor | np.ndarray, k: int, *, block_size: int = DEFAULT_BLOCK_SIZE,
+    ranks: DistributedContext | None = None,
 ) -> Neighbours:
     """The ``k`` nearest other samples of the same class of every sample, exact, in row blocks (memory
     O(block · n_k) per class, never n_k × n_k): the candidate lists RL-Selector's agent reads the kept
-    set around a sample from."""
+    set around a sample from. ``ranks``: classes split across the ranks, as in :func:`cover`."""
     features, labels = _validated(features, labels)
     _check_block_size(block_size)
     if k < 1:
         raise InputError(f"nearest_neighbours: k must be ≥ 1, got {k}")
     n = len(labels)
-    index = torch.full((n, k), -1, dtype=torch.long)
-    distance = torch.full((n, k), math.inf, dtype=torch.float32)
-    for _, members in _classes(labels):
+    index = torch.zeros((n, k), dtype=torch.long)  # zeros: the rows of other ranks' classes add nothing to the sum
+    distance = torch.zeros((n, k), dtype=torch.float32)
+    for _, members in _classes(labels, ranks):
+        index[members], distance[members] = -1, math.inf  # no neighbour found (yet)
         rows = _class_rows(features, members, torch.float64)
         left, right = _distance_factors(rows)
         found = min(k, len(members) - 1)
@@ -364,6 +373,8 @@ def nearest_neighbours(
             values, columns = squared.topk(found, dim=1, largest=False)
             index[members[start:stop], :found] = members[columns]
             distance[members[start:stop], :found] = values.clamp_min_(0.0).sqrt_().float()
+    if ranks is not None:
+        ranks.sum_(index, distance)
     return Neighbours(index=index, distance=distance)
 
 
@@ -676,12 +687,14 @@ def _validated(features, labels) -> tuple[torch.Tensor | FeatureBank, torch.Tens
     return features, labels.long()
 
 
-def _classes(labels: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
-    """Each class id with its rows in ascending order (one stable sort, not one pass per class)."""
+def _classes(labels: torch.Tensor, ranks: DistributedContext | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """Each class id with its rows in ascending order (one stable sort, not one pass per class);
+    with ``ranks``, only the classes this rank owns."""
     classes, counts = labels.unique(return_counts=True)
     order = torch.argsort(labels, stable=True)
-    for label, members in zip(classes.tolist(), order.split(counts.tolist()), strict=True):
-        yield int(label), members
+    for position, (label, members) in enumerate(zip(classes.tolist(), order.split(counts.tolist()), strict=True)):
+        if ranks is None or ranks.owns(position):
+            yield int(label), members
 
 
 def _class_rows(features: torch.Tensor | FeatureBank, members: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -53,6 +53,7 @@ from ..selection.observe import Observer, ObservingMethod, batch_indices, batch_
 from ..selection.target import TARGET_DIR, check_cover_inputs, target_description, target_recipe, train_target
 from ..train import replay_features
 from ..train.evaluate import forward_split
+from ..train.distributed import DistributedContext
 from ..train.loop import CHECKPOINT
 
 VARIANTS = {
@@ -124,6 +125,8 @@ class SelectorHook(Observer):
 
     def end_epoch(self) -> dict[str, float]:
         epoch = len(self.history)
+        if self.agent is not None:
+            self.agent.align_ranks(DistributedContext.current())
         cover_start = time.perf_counter()
         if self.epochs is None or epoch + 1 < self.epochs:  # the last epoch's cover would reward no further step
             self.refresh_cover()
@@ -212,7 +215,7 @@ class SelectorHook(Observer):
         agent = self._agent()
         eps = epsilon(self.bank, self.labels, rule=self.epsilon_rule, quantile=self.epsilon_quantile, seed=self.seed)
         kept = self.natural_decisions() if self.set_aware else None
-        result = cover(self.bank, self.labels, eps, kept=kept)
+        result = cover(self.bank, self.labels, eps, kept=kept, ranks=DistributedContext.current())
         self.cover_hat = normalised_cover(result, self.ratio, agent.config.cover_signal)
         if agent.config.set_state or agent.config.set_weight > 0:
             self.neighbours, self.scale = self.geometry(self.bank)
@@ -220,7 +223,7 @@ class SelectorHook(Observer):
     def geometry(self, features: torch.Tensor) -> tuple[Neighbours, torch.Tensor]:
         """Candidate lists and neighbourhood scales of every sample in ``features``."""
         config = self._agent().config
-        neighbours = nearest_neighbours(features, self.labels, config.neighbours)
+        neighbours = nearest_neighbours(features, self.labels, config.neighbours, ranks=DistributedContext.current())
         return neighbours, neighbourhood_scale(neighbours, config)
 
     def context(self, rows: torch.Tensor, kept: torch.Tensor | None = None,
@@ -481,7 +484,7 @@ class RLSelector(SelectionMethod, ObservingMethod):
             ctx.cost.decision_s = (ctx.cost.decision_s or 0.0) + time.perf_counter() - started_decision
         natural = float(natural_mask.mean())
         priority = lift_kept(scores, kept)
-        if ctx.workdir is not None:
+        if ctx.workdir is not None and DistributedContext.current().is_main:
             write_diagnostics(ctx.workdir.parent, hook.history, ctx.ratio)
         return MethodResult(
             scores=priority,

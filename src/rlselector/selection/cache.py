@@ -22,6 +22,7 @@ import numpy as np
 
 from ..data.base import Dataset
 from ..io import atomic_save_npz
+from ..train.distributed import DistributedContext
 
 log = logging.getLogger(__name__)
 
@@ -59,4 +60,7 @@ class ArtifactCache:
             return None
 
     def store(self, path: Path, **arrays: np.ndarray) -> Path:
+        """Write an entry atomically; under torchrun only rank 0 writes (every rank computed the same)."""
+        if not DistributedContext.current().is_main:
+            return path
         return atomic_save_npz(path, **arrays)

@@ -24,7 +24,6 @@ from typing import Any, Iterable
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from ..bank import FeatureBank
@@ -250,13 +249,6 @@ class DynamicsRecorder(Observer):
         if self.records(closed):
             self._snapshot(closed, model)
         return {}
-
-    def on_train_end(self, model) -> None:
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            for name in _SUMS:
-                tensor = torch.from_numpy(np.stack(self.rows[name]))
-                dist.all_reduce(tensor)
-                self.rows[name] = list(tensor.numpy())
 
     def _snapshot(self, epoch: int, model) -> None:
         feats, logits = forward_split(model, self.split, self.transform, batch_size=self.eval_batch_size)

@@ -19,6 +19,9 @@ class BatchContext:
     mixed precision. A hook that keeps rows in CPU memory or hands them to numpy moves them itself
     (``.cpu()``, best once per batch, or once per epoch from a buffer on the device): every such
     read waits for the device. On a replay of fixed features everything is on the CPU.
+
+    **Under torchrun** every rank's hooks get the step's global batch: the rows of every rank,
+    gathered in rank order (``images`` is then None, being this rank's alone).
     """
 
     epoch: int

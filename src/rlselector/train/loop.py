@@ -46,7 +46,7 @@ from ..io import append_jsonl, atomic_torch_save, atomic_write_bytes, atomic_wri
 from ..progress import make_progress
 from .checkpoint import load_checkpoint, rng_state, set_rng_state
 from .device import CompiledForward, Runtime
-from .distributed import DistributedContext
+from .distributed import DistributedContext, gather_batch
 from .evaluate import evaluate
 from .hooks import BatchContext, TrainHook
 
@@ -345,11 +345,12 @@ def _refuse_existing_run(out: Path | None, resume: bool) -> None:
 def _run_epochs(
     steps: _NetworkSteps | _ReplaySteps, *, n: int, epochs: int, batch_size: int, seed: int, recipe: dict[str, Any],
     hooks: Sequence[TrainHook], model: nn.Module | None, data: Any, out: Path | None, resume: bool, progress: bool,
-    dist_ctx: DistributedContext,
+    dist_ctx: DistributedContext, writes: bool,
 ) -> tuple[list[dict[str, Any]], float, int]:
     """The epochs both :func:`train` and :func:`replay_features` run: each epoch's batches from
     ``(seed, epoch, rank)``, the hooks around every step, an atomic checkpoint and a log line per
-    epoch, and resume from the last checkpoint. Returns the history, seconds and samples stepped."""
+    epoch (when this process ``writes``: rank 0 under torchrun), and resume from the last checkpoint.
+    Returns the history, seconds and samples stepped."""
     checkpoint_path = out / CHECKPOINT if out is not None else None
     start_epoch, step, history = 0, 0, []
     if resume and checkpoint_path is not None and checkpoint_path.exists():
@@ -361,7 +362,7 @@ def _run_epochs(
         for hook, hook_state in zip(hooks, state["hooks"]):
             hook.load_state_dict(hook_state)
         start_epoch, step, history = state["epoch"] + 1, state["step"], state["history"]
-        if dist_ctx.is_main:
+        if writes:
             _rewrite_log(out / EPOCH_LOG, history)
         log.info("resumed from %s at epoch %d", checkpoint_path, start_epoch + 1)
 
@@ -369,7 +370,7 @@ def _run_epochs(
         hook.on_train_start(model, data)
     seconds, samples = 0.0, 0
     columns = (f"{{task.fields[rate]:,.0f}} {steps.unit}/s", *steps.columns)
-    with make_progress(steps.unit, *columns, enabled=progress and dist_ctx.is_main) as bar:
+    with make_progress(steps.unit, *columns, enabled=progress and writes) as bar:
         for epoch in range(start_epoch, epochs):
             batches = epoch_batches(n, batch_size, epoch, seed, dist_ctx)
             generator = _augment_generator(seed, epoch, dist_ctx.rank)
@@ -380,6 +381,8 @@ def _run_epochs(
             epoch_start, seen = time.perf_counter(), 0
             for number, (index, payload) in enumerate(steps.batches(epoch, batches), start=1):
                 batch = steps.step(epoch, step, index, payload, generator)
+                if hooks and dist_ctx.enabled:  # every rank's hooks see the global batch: the same records and agent on every rank
+                    batch = gather_batch(batch, dist_ctx)
                 for hook in hooks:
                     hook.on_batch(batch)
                 step += 1
@@ -397,7 +400,7 @@ def _run_epochs(
             for hook in hooks:
                 record.update(hook.on_epoch_end(epoch, model) or {})
             history.append(record)
-            if out is not None and dist_ctx.is_main:
+            if out is not None and writes:
                 atomic_torch_save(checkpoint_path, {
                     **steps.state_dict(), "rng": rng_state(), "hooks": [hook.state_dict() for hook in hooks],
                     "config": recipe, "epoch": epoch, "step": step, "history": history,
@@ -460,6 +463,7 @@ def train(
     history, seconds, images = _run_epochs(
         steps, n=len(dataset), epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, recipe=recipe,
         hooks=hooks, model=model, data=dataset, out=out, resume=resume, progress=progress, dist_ctx=dist_ctx,
+        writes=dist_ctx.is_main,
     )
     accuracy = {"top1": None, "top5": None}
     if evaluate_test and dataset.test is not None:
@@ -504,6 +508,7 @@ def replay_features(
     history, _, _ = _run_epochs(
         _ReplaySteps(features, labels), n=len(features), epochs=epochs, batch_size=batch_size, seed=seed, recipe=recipe,
         hooks=hooks, model=None, data=None, out=out, resume=resume, progress=progress, dist_ctx=DistributedContext(),
+        writes=DistributedContext.current().is_main,  # under torchrun every rank replays all of it; rank 0 writes
     )
     return history
 
