@@ -60,6 +60,10 @@ def tiny_results(tmp_path_factory):
         ({"recipe": {"preset": "cpu-tiny", "epochs": 1}}, "recipe: the key 'preset' was renamed to 'base'"),
         ({"proxy": {"preset": "cpu-tiny", "width": 4}}, "proxy: the key 'preset' was renamed to 'base'"),
         ({"transfer": {"data": "digits", "recipe": {"preset": "cpu"}}}, "transfer.recipe: the key 'preset' was renamed to 'base'"),
+        ({"runtime": {"amp": "fp8"}}, "runtime: --amp must be off, bf16 or fp16"),
+        ({"runtime": {"device": "tpu"}}, "runtime: .*device"),
+        ({"runtime": {"precision": "bf16"}}, "runtime: unknown key"),
+        ({"runtime": "cuda"}, "runtime: must be a mapping"),
     ],
 )
 def test_bad_grid_is_refused_before_any_work(change, message):
@@ -99,6 +103,16 @@ def test_every_method_grids_follow_the_registry():
     training = {m.name for m in list_methods() if "target-training" in m.inputs}
     assert GRIDS["cpu-full"]["methods"] == names and training == {"rl-selector", "cover-static"}
     assert set(GRIDS["cpu-full"]["method_params"]) == training
+
+
+def test_bench_command_refuses_a_bad_runtime_before_any_work(tmp_path):
+    from typer.testing import CliRunner
+
+    from rlselector.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "--grid", "cpu-quick", "--amp", "fp8", "--out", str(tmp_path / "b")])
+    assert result.exit_code != 0 and "--device/--amp: --amp must be off, bf16 or fp16" in result.output
+    assert not (tmp_path / "b").exists()
 
 
 def test_bench_command_takes_grid_and_its_old_name_preset():
@@ -414,6 +428,40 @@ def test_cell_keys_hash_the_parameters_with_their_defaults(digits):
     assert implicit == explicit
     changed = keys({"el2n": {"policy": "keep-lowest"}})
     assert changed[0] == implicit[0] and changed[1] != implicit[1]  # the full-data cell is shared, the eval cell is not
+
+
+def test_mixed_precision_is_part_of_the_cells_identity_and_the_device_is_not(digits):
+    from rlselector.bench.plan import plan_cells
+
+    def keys(runtime):
+        config = tiny_grid(methods=["el2n"], ratios=[0.5], seeds=[0], models=[{"name": "resnet18", "width": 4}],
+                           analysis=False, runtime=runtime)
+        return [c.key for c in plan_cells(config, digits.limit(300, seed=0).fingerprint)]
+
+    fp32 = keys({})
+    assert keys({"device": "cpu", "amp": "off", "workers": 0}) == fp32  # where it trains changes no cell
+    bf16 = keys({"amp": "bf16"})
+    assert all(a != b for a, b in zip(fp32, bf16))  # the full-data and the eval cell both train anew
+
+
+def test_bench_trains_every_network_with_the_grids_runtime(tmp_path, monkeypatch):
+    """The runtime reaches the selection (its proxy) and every evaluation training, and the cell records it."""
+    from rlselector.bench import execute
+
+    seen: dict[str, list] = {"select": [], "train": []}
+    real_select, real_train = execute.select, execute.train
+    monkeypatch.setattr(execute, "select", lambda *a, **k: seen["select"].append(k) or real_select(*a, **k))
+    monkeypatch.setattr(execute, "train", lambda *a, **k: seen["train"].append(k) or real_train(*a, **k))
+    runtime = {"device": "cpu", "amp": "bf16"}
+    config = tiny_grid(methods=["el2n"], ratios=[0.5], seeds=[0], models=[{"name": "resnet18", "width": 4}], analysis=False,
+                       runtime=runtime, method_params={"el2n": {"seeds": 1}})
+    run_bench(config, tmp_path / "out", progress=False)
+    assert [{k: call[k] for k in runtime} for call in seen["select"]] == [runtime]
+    assert [{k: call[k] for k in runtime} for call in seen["train"]] == [runtime, runtime]  # full data, then the subset
+    records = [json.loads(p.read_text()) for p in (tmp_path / "out" / "cells").glob("*.json")]
+    assert len(records) == 2 and all(r["runtime"] == runtime for r in records)
+    manifest = json.loads(next((tmp_path / "out").rglob("selection.json")).read_text())
+    assert manifest["runtime"]["amp"] == "bf16"
 
 
 def test_test_split_limit_is_stratified_and_seeded(digits):

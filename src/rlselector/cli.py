@@ -395,17 +395,23 @@ def bench(
     data_root: DataRootOpt = None,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads torch may use; default: the grid's 'threads', else the cores not busy at start.")] = None,
     only: Annotated[Optional[str], typer.Option("--only", help="Run only these methods of the grid (comma-separated, e.g. random,rl-selector); their cells are the grid's own.")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="Where every network of the grid trains (auto, cpu, cuda, cuda:N, mps); default: the grid's runtime, else auto. Not part of the cells' identity.")] = None,
+    amp: Annotated[Optional[str], typer.Option("--amp", help="Mixed precision for every network of the grid (off, bf16, fp16); default: the grid's runtime, else off. Part of the cells' identity: other values train other cells.")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Run a benchmark grid (methods x ratios x seeds x evaluation models); resumable; logs the time left."""
     from dataclasses import replace
 
     from .bench import load_bench_config, restrict_methods, run_bench
+    from .bench.grid import checked_runtime
 
     try:
         spec = load_bench_config(grid=grid, path=config, data_root=data_root)
         if only is not None:
             spec = restrict_methods(spec, [name.strip() for name in only.split(",") if name.strip()])
+        chosen = {key: value for key, value in (("device", device), ("amp", amp)) if value is not None}
+        if chosen:
+            spec = replace(spec, runtime=checked_runtime({**spec.runtime, **chosen}, "--device/--amp"))
         spec = replace(spec, threads=_set_threads(threads if threads is not None else spec.threads))
         run_bench(spec, out, progress=not quiet)
     except InputError as err:

@@ -208,7 +208,7 @@ class GridRunner:
             else:
                 sel = select(dataset, cell.method, cell.ratio, cell.seed, class_balanced=self.config.class_balanced,
                              out=folder, resume=folder.exists(), cache_dir=self.store.cache, proxy_config=self._proxy,
-                             progress=self.progress, **self.config.method_params.get(cell.method, {}))
+                             progress=self.progress, **self.config.runtime, **self.config.method_params.get(cell.method, {}))
             cost_file = folder / COST_FILE
             cost = json.loads(cost_file.read_text()) if cost_file.exists() else self._cost(sel, dataset, cell.seed)
             if not cost_file.exists():
@@ -225,7 +225,8 @@ class GridRunner:
         if timings.get("proxy_cached"):
             from ..selection.proxy import run_proxy
 
-            shared = float(run_proxy(dataset, self._proxy, seed=seed, cache_dir=self.store.cache, progress=False)[1])
+            shared = float(run_proxy(dataset, self._proxy, seed=seed, cache_dir=self.store.cache, progress=False,
+                                     runtime=self.config.runtime)[1])
         return selection_cost(timings, shared)
 
     def _selection_info(self, cell: Cell) -> dict[str, Any]:
@@ -249,7 +250,7 @@ class GridRunner:
         resume = (run_dir / CHECKPOINT).exists()
         if not resume:  # a fresh start: drop the epoch log of an earlier run whose checkpoint is gone
             (run_dir / EPOCH_LOG).unlink(missing_ok=True)
-        result = train(net, dataset, recipe, out_dir=run_dir, resume=resume, progress=self.progress)
+        result = train(net, dataset, recipe, out_dir=run_dir, resume=resume, progress=self.progress, **self.config.runtime)
         if cell.key in self._keep:
             atomic_torch_save(self.store.model_path(cell.key), net.state_dict())
         held, validation = self._validation.get("transfer" if cell.kind in ("transfer", "scratch") else "grid", (None, None))
@@ -259,6 +260,8 @@ class GridRunner:
                 "eval_seed": recipe.seed, "init_digest": init_digest, "epochs": result.epochs, "n_train": len(dataset),
                 "train_s": round(sum(r["seconds"] for r in result.history), 3), "train": asdict(recipe),
                 "recipe": self.config.recipe_name, "run_dir": self.store.relative(run_dir)}
+        if self.config.runtime:
+            info["runtime"] = dict(self.config.runtime)
         if init is not None:
             info["reinitialised"] = reinitialised
         log.info("%s: top-1 %.2f %%", cell.label, result.top1 if result.top1 is not None else float("nan"))

@@ -17,6 +17,7 @@ cpu-full`` and a YAML file holding the same mapping run the same grid. A minimal
     proxy: {width: 8, epochs: 4, batch_size: 64, record_epochs: [0, 1, 2, 4]}   # optional (0 = at initialisation, for GraNd)
     label_noise: [0.0, 0.2]    # shares of training labels flipped (0 = clean)
     validation: 0.1            # a seeded, class-stratified hold-out of the training set (optional)
+    runtime: {device: cuda, amp: bf16, channels_last: true}   # where every network trains (optional)
     transfer: {data: mnist, limit: 10000, recipe: {base: cpu, epochs: 2}}    # optional
     analysis: {tsne: {method: rl-selector, ratio: 0.9}}                     # optional
 
@@ -133,6 +134,10 @@ class BenchConfig:
     """torch threads for the run (None = torch's default). The cpu-* grids use 1: on a 2-core machine
     shared with other jobs, two threads oversubscribe the cores (measured: ResNet-18 w8 trained at
     60–90 img/s with 2 threads vs 400–680 img/s with 1 while other jobs ran)."""
+    runtime: dict[str, Any] = field(default_factory=dict)
+    """Where every network of the grid trains (selections' proxies and targets, evaluations), as
+    ``select``/``train`` take it: ``device`` (default auto), ``amp`` (off), ``channels_last``,
+    ``compile``, ``workers``. Mixed precision is part of the cells' identity, the device is not."""
     source: dict[str, Any] = field(default_factory=dict, compare=False)
     """The mapping this config was read from (stored beside the results)."""
 
@@ -246,10 +251,30 @@ def config_from_dict(spec: dict[str, Any], *, where: str = "grid") -> BenchConfi
         transfer=_transfer(spec.get("transfer"), recipe, models, where),
         analysis=None,
         threads=_opt_int(spec.get("threads"), f"{where}: threads"),
+        runtime=checked_runtime(spec.get("runtime") or {}, f"{where}: runtime"),
         source={k: v for k, v in spec.items() if k != "summary"},
     )
     config.proxy_config()  # validates the proxy mapping now
     return replace(config, analysis=_analysis(spec.get("analysis", {}), config, where))
+
+
+RUNTIME_KEYS = ("device", "amp", "channels_last", "compile", "workers")
+
+
+def checked_runtime(runtime: Any, where: str) -> dict[str, Any]:
+    """A grid's ``runtime`` mapping, refused now if a key is unknown or a value is one ``train`` refuses."""
+    from ..train.device import Runtime
+
+    if not isinstance(runtime, dict):
+        raise InputError(f"{where}: must be a mapping such as {{device: cuda, amp: bf16}}, got {runtime!r}")
+    unknown = sorted(set(runtime) - set(RUNTIME_KEYS))
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {unknown}; known keys: {', '.join(RUNTIME_KEYS)}")
+    try:
+        Runtime.of(**runtime)
+    except InputError as err:
+        raise InputError(f"{where}: {err}") from err
+    return dict(runtime)
 
 
 def restrict_methods(config: BenchConfig, names: list[str]) -> BenchConfig:

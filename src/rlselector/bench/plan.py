@@ -67,7 +67,8 @@ def plan_cells(config: BenchConfig, data_fingerprint: str, transfer_fingerprint:
     c = config
     data_id = {"data": c.data.partition(":")[0], "fingerprint": data_fingerprint, "limit": c.limit,
                "test_limit": c.test_limit, "data_seed": c.data_seed, **_validation_id(c)}
-    recipe = lambda seed: asdict(replace(c.recipe, seed=seed))
+    amp = _amp_id(c)
+    recipe = lambda seed: {**asdict(replace(c.recipe, seed=seed)), **amp}
     transfer_id = _transfer_id(c, transfer_fingerprint) if c.transfer is not None else None
     cells: list[Cell] = []
     by_selection: dict[tuple, Cell] = {}
@@ -98,7 +99,7 @@ def plan_cells(config: BenchConfig, data_fingerprint: str, transfer_fingerprint:
             for model in _transfer_models(c):
                 cells.append(Cell("scratch", f"scratch-s{seed}-{model.name}w{model.width}",
                                   {"kind": "scratch", "target": transfer_id, "model": model.name, "width": model.width,
-                                   "train": asdict(replace(c.transfer.recipe, seed=seed))},
+                                   "train": {**asdict(replace(c.transfer.recipe, seed=seed)), **amp}},
                                   0.0, seed, SCRATCH, 1.0, model))
     cells += _analysis_cells(c, by_selection, full_cells)
     return cells
@@ -107,7 +108,13 @@ def plan_cells(config: BenchConfig, data_fingerprint: str, transfer_fingerprint:
 def selection_spec(config: BenchConfig, data_id: dict, noise_id: dict, method: str, ratio: float, seed: int) -> dict[str, Any]:
     params = params_record(get_method(method).make_params(**config.method_params.get(method, {})))
     return {"data": data_id, "noise": noise_id, "method": method, "ratio": ratio, "seed": seed,
-            "params": params, "class_balanced": config.class_balanced, "proxy": config.proxy}
+            "params": params, "class_balanced": config.class_balanced, "proxy": config.proxy, **_amp_id(config)}
+
+
+def _amp_id(config: BenchConfig) -> dict[str, Any]:
+    """Mixed precision in a cell's identity; absent when off (the keys of float32 grids are unchanged)."""
+    amp = config.runtime.get("amp", "off")
+    return {"amp": amp} if amp != "off" else {}
 
 
 def _validation_id(config: BenchConfig) -> dict[str, Any]:
@@ -135,7 +142,7 @@ def _transfer_cells(config: BenchConfig, source: Cell, transfer_id: dict[str, An
     if t is None or source.model not in _transfer_models(config):
         return []
     spec = {"kind": "transfer", "source": source.key, "target": transfer_id,
-            "train": asdict(replace(t.recipe, seed=source.seed))}
+            "train": {**asdict(replace(t.recipe, seed=source.seed)), **_amp_id(config)}}
     return [Cell("transfer", f"transfer-{source.label}", spec, source.noise, source.seed, source.method, source.ratio,
                  source.model, source=source)]
 
