@@ -63,11 +63,11 @@ def cost(args) -> None:
         train_model(data, model=named.model, width=named.width, config=replace(recipe, seed=seed), progress=False, evaluate_test=False)
         plain.append(time.process_time() - start)
         start = time.process_time()
-        sel = select(data, "rl-selector", 0.5, seed, recipe="cpu", epochs=args.epochs, progress=False)
+        sel = select(data, "rl-selector", 0.5, seed, recipe="cpu", epochs=args.epochs, progress=False, **json.loads(args.params))
         rl.append(time.process_time() - start)
         t = sel.manifest["timings"]
         print(f"seed {seed}: plain {plain[-1]:.1f} CPU s, rl-selector {rl[-1]:.1f} CPU s (wall: agent {t['agent_s']:.1f}, cover {t['cover_s']:.1f}, target {t['target_s']:.1f}, decision {t.get('decision_s') or 0:.1f})", flush=True)
-    print(f"\nfashion-mnist, {len(data):,} images, ResNet-18 w16, {args.epochs} epochs; {machine()}\n")
+    print(f"\nfashion-mnist, {len(data):,} images, ResNet-18 w16, {args.epochs} epochs, RL-Selector parameters {args.params}; {machine()}\n")
     print("| run | plain training CPU s | RL-Selector selection CPU s | ratio |")
     print("|---|---:|---:|---:|")
     for seed, (p, r) in enumerate(zip(plain, rl)):
@@ -320,6 +320,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=10000)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--params", default="{}", help='RL-Selector parameters as JSON, e.g. \'{"reference_size": 1024}\'')
     p = sub.add_parser("cover")
     p.add_argument("--sizes", type=int, nargs="+", default=[6000, 60000])
     p.add_argument("--dims", type=int, nargs="+", default=[64, 512])

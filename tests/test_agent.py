@@ -267,6 +267,32 @@ def test_resume_from_state_dict_is_bit_exact(config):
     assert torch.equal(straight.keep_scores(reference), resumed.keep_scores(reference))
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("config", [AgentConfig(hidden_sizes=(8, 8), gamma=0.5), AgentConfig.paper_literal(hidden_sizes=(8, 8))])
+def test_an_agent_moved_mid_run_acts_as_one_that_stayed(config, device):
+    """``to(device)`` carries the networks, the Adam moments, the state statistics and a pending TD
+    update: after the move the agent draws the same actions (drawn on the CPU) and learns the same."""
+    batches = _batches(6)
+    reference = torch.randn(32, 3, generator=torch.Generator().manual_seed(8))
+
+    def run(agent, chunk):
+        return [agent.step(s, c, reference_states=reference, kept_fraction=0.7)[0].cpu() for s, c in chunk]
+
+    stayed = SelectorAgent(3, 0.4, config, seed=5, total_steps=6)
+    stayed_actions = run(stayed, batches)
+    moved = SelectorAgent(3, 0.4, config, seed=5, total_steps=6)
+    run(moved, batches[:3])
+    moved.to(device)
+    assert moved.device.type == device and next(moved.critic.parameters()).device.type == device
+    moved_actions = run(moved, batches[3:])
+    for expected, got in zip(stayed_actions[3:], moved_actions):
+        assert torch.equal(expected, got)
+    torch.testing.assert_close(stayed.keep_scores(reference), moved.keep_scores(reference).cpu(), rtol=1e-5, atol=1e-6)
+
+
 def test_agent_leaves_the_global_rng_alone():
     before = torch.random.get_rng_state()
     agent = SelectorAgent(3, 0.5, AgentConfig(hidden_sizes=(8, 8)), seed=0)

@@ -105,3 +105,13 @@ def test_cli_select_and_quickstart_take_the_runtime_options(tmp_path):
     assert "--device" in quickstart_help and "--amp" in quickstart_help
     bad = runner.invoke(app, ["select", "--data", "digits", "--method", "random", "--amp", "fp8", "--out", str(tmp_path / "s"), "--quiet"])
     assert bad.exit_code == 2 and "--amp" in bad.output and not (tmp_path / "s").exists()
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_rl_selector_selects_on_a_gpu(digits):
+    """Target, feature bank, cover blocks and agent on the GPU: a valid, finite selection."""
+    import numpy as np
+
+    selection = select(digits, "rl-selector", 0.5, 0, progress=False, device="cuda", amp="bf16", recipe="cpu-tiny", epochs=3)
+    assert np.isfinite(selection.scores).all() and abs(selection.manifest["ratio_achieved"] - 0.5) <= 0.01
+    assert selection.manifest["runtime"]["device"] == "cuda"

@@ -322,13 +322,13 @@ class RunningMeanStd:
     CLIP = 10.0
     """Standardised states are clipped to ±CLIP so one outlier cannot saturate the networks."""
 
-    def __init__(self, dim: int):
-        self.mean = torch.zeros(dim, dtype=torch.float64)
-        self.var = torch.ones(dim, dtype=torch.float64)
+    def __init__(self, dim: int, device: torch.device | str = "cpu"):
+        self.mean = torch.zeros(dim, dtype=torch.float64, device=device)
+        self.var = torch.ones(dim, dtype=torch.float64, device=device)
         self.count = 0
 
     def update(self, batch: torch.Tensor) -> None:
-        batch = batch.double()
+        batch = batch.to(self.mean.device, torch.float64)
         batch_mean, batch_var, batch_count = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
         total = self.count + batch_count
         shift = batch_mean - self.mean
@@ -344,7 +344,8 @@ class RunningMeanStd:
         return {"mean": self.mean.clone(), "var": self.var.clone(), "count": self.count}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.mean, self.var, self.count = state["mean"].clone(), state["var"].clone(), int(state["count"])
+        device = self.mean.device
+        self.mean, self.var, self.count = state["mean"].to(device, copy=True), state["var"].to(device, copy=True), int(state["count"])
 
 
 @dataclass
@@ -379,6 +380,10 @@ class SelectorAgent:
     γ > 0). :meth:`keep_scores` is the deterministic policy (≥ 0.5 = keep). ``total_steps`` (minibatches
     in the whole run) enables the cosine learning-rate decay. :meth:`state_dict` holds everything a run
     needs to resume bit-exactly.
+
+    ``device``: where the networks, the state statistics and every update run (the training's GPU,
+    in float32). The actions are drawn on the CPU from the private generator and copied there, so a
+    run draws the same actions wherever its networks live and resumes on any device (:meth:`to`).
     """
 
     def __init__(
@@ -389,6 +394,7 @@ class SelectorAgent:
         *,
         seed: int = 0,
         total_steps: int | None = None,
+        device: torch.device | str = "cpu",
     ):
         if not 0.0 < target_ratio <= 1.0:
             raise InputError(f"SelectorAgent: target_ratio must lie in (0, 1], got {target_ratio}")
@@ -400,14 +406,17 @@ class SelectorAgent:
             torch.manual_seed(seed)
             self.actor = _mlp(self.state_dim, self.config.hidden_sizes)
             self.critic = _mlp(self.state_dim, self.config.hidden_sizes)
+        self.device = torch.device(device)
+        self.actor.to(self.device)
+        self.critic.to(self.device)
         self.decision_actor = copy.deepcopy(self.actor).requires_grad_(False)
-        self.log_std = nn.Parameter(torch.tensor(float(self.config.initial_log_std)))
+        self.log_std = nn.Parameter(torch.tensor(float(self.config.initial_log_std), device=self.device))
         actor_parameters = list(self.actor.parameters())
         if self.config.policy == "gaussian-literal":
             actor_parameters.append(self.log_std)
         self.actor_optimizer = self._adam(actor_parameters)
         self.critic_optimizer = self._adam(self.critic.parameters())
-        self.state_stats = RunningMeanStd(self.state_dim)
+        self.state_stats = RunningMeanStd(self.state_dim, self.device)
         self.generator = torch.Generator().manual_seed(seed + 1)
         self.multiplier = 0.0
         self.steps_done = 0
@@ -437,16 +446,16 @@ class SelectorAgent:
         return (output - price) / self.config.temperature
 
     def _prepared(self, states: torch.Tensor) -> torch.Tensor:
-        states = states.detach().float().cpu()
+        states = states.detach().to(self.device, torch.float32)
         return self.state_stats.normalise(states) if self.config.normalize_states else states
 
     def _sample(self, states: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``count`` samples per state: (raw sample the log-probability is taken of, action in [0, 1])."""
         mean = self._keep_probability(self.actor, states).expand(count, -1)
         if self.config.policy == "bernoulli":
-            sample = torch.bernoulli(mean, generator=self.generator)
+            sample = torch.bernoulli(mean.cpu(), generator=self.generator).to(self.device)
             return sample, sample
-        noise = torch.randn(mean.shape, generator=self.generator)
+        noise = torch.randn(mean.shape, generator=self.generator).to(self.device)
         sample = mean + self.log_std.exp() * noise
         return sample, sample.clamp(0.0, 1.0)
 
@@ -481,9 +490,9 @@ class SelectorAgent:
         """
         c = self.config
         if c.normalize_states:
-            self.state_stats.update(states.detach().cpu())
+            self.state_stats.update(states.detach())
         states = self._prepared(states)
-        cover_hat = cover_hat.detach().float().cpu()
+        cover_hat = cover_hat.detach().to(self.device, torch.float32)
         samples = c.action_samples if c.estimator == "critic" else 1
         if c.ratio_feedback == "batch-actions":  # the share of the very actions being rewarded
             with torch.no_grad():
@@ -549,7 +558,7 @@ class SelectorAgent:
         statistics and price are copied to every rank. Returns whether they had drifted."""
         networks = [*self.actor.parameters(), *self.critic.parameters(), *self.decision_actor.parameters(), self.log_std]
         values = [*networks, self.state_stats.mean, self.state_stats.var, torch.tensor([self.multiplier], dtype=torch.float64)]
-        checksum = torch.stack([value.detach().double().sum() for value in values])
+        checksum = torch.stack([value.detach().double().sum().cpu() for value in values])
         if ranks.agree(checksum):
             return False
         log.warning("rl-selector: the agents of the ranks drifted apart; rank 0's is copied to every rank")
@@ -678,7 +687,20 @@ class SelectorAgent:
         self.generator.set_state(state["generator"])
         self.multiplier = float(state["multiplier"])
         self.steps_done = int(state["steps_done"])
-        self._pending = state["pending"]
+        pending = state["pending"]
+        self._pending = None if pending is None else tuple(t.to(self.device) for t in pending)
+
+    def to(self, device: torch.device | str) -> "SelectorAgent":
+        """Move the networks, their optimisers' state, the state statistics and a pending update to
+        ``device`` (a run resumed where its checkpoint was not written, or fed from another device)."""
+        state = self.state_dict()
+        self.device = torch.device(device)
+        for network in (self.actor, self.critic, self.decision_actor):
+            network.to(self.device)
+        self.log_std.data = self.log_std.data.to(self.device)
+        self.state_stats = RunningMeanStd(self.state_dim, self.device)
+        self.load_state_dict(state)  # the optimisers cast their state to their parameters' device
+        return self
 
 
 def _bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:

@@ -369,10 +369,10 @@ def nearest_neighbours(
         for start in range(0, len(members), step):
             stop = min(len(members), start + step)
             squared = torch.matmul(left[start:stop], right.T)
-            squared[torch.arange(stop - start), torch.arange(start, stop)] = math.inf  # not its own neighbour
+            squared[torch.arange(stop - start, device=rows.device), torch.arange(start, stop, device=rows.device)] = math.inf  # not its own neighbour
             values, columns = squared.topk(found, dim=1, largest=False)
-            index[members[start:stop], :found] = members[columns]
-            distance[members[start:stop], :found] = values.clamp_min_(0.0).sqrt_().float()
+            index[members[start:stop], :found] = members[columns.cpu()]
+            distance[members[start:stop], :found] = values.clamp_min_(0.0).sqrt_().float().cpu()
     if ranks is not None:
         ranks.sum_(index, distance)
     return Neighbours(index=index, distance=distance)
@@ -404,19 +404,19 @@ def _count_within(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For every row: number of other kept rows within ``eps``, squared distance to the nearest kept
     row, and that row (−1 if none)."""
-    n = features.shape[0]
+    n, device = features.shape[0], features.device
     left, right = _distance_factors(features, slack=TIE_RTOL)
-    kept_rows = kept.nonzero().squeeze(1)
+    kept_rows = kept.to(device).nonzero().squeeze(1)
     right = right[kept_rows]  # only kept samples can cover: drop the others once, not per block
-    column_of = torch.full((n,), -1, dtype=torch.long)
-    column_of[kept_rows] = torch.arange(len(kept_rows))
-    counts = torch.zeros(n, dtype=torch.float64)
-    nearest = torch.full((n,), math.inf, dtype=torch.float64)
-    nearest_row = torch.full((n,), -1, dtype=torch.long)
+    column_of = torch.full((n,), -1, dtype=torch.long, device=device)
+    column_of[kept_rows] = torch.arange(len(kept_rows), device=device)
+    counts = torch.zeros(n, dtype=torch.float64, device=device)
+    nearest = torch.full((n,), math.inf, dtype=torch.float64, device=device)
+    nearest_row = torch.full((n,), -1, dtype=torch.long, device=device)
     if len(kept_rows) == 0:
-        return counts, nearest, nearest_row
+        return counts.cpu(), nearest.cpu(), nearest_row.cpu()
     rows = min(block_size, max(1, BLOCK_VALUES // len(kept_rows)))
-    slab, within = _Scratch(rows * len(kept_rows), torch.float64), _Scratch(rows * len(kept_rows), torch.bool)
+    slab, within = _Scratch(rows * len(kept_rows), torch.float64, device), _Scratch(rows * len(kept_rows), torch.bool, device)
     for start in range(0, n, rows):
         stop = min(n, start + rows)
         squared = torch.matmul(left[start:stop], right.T, out=slab.take(stop - start, len(kept_rows)))
@@ -427,7 +427,7 @@ def _count_within(
         values, columns = squared.min(1)
         nearest[start:stop] = values.clamp_min_(0.0)
         nearest_row[start:stop] = torch.where(torch.isfinite(values), kept_rows[columns], -1)
-    return counts, nearest, nearest_row
+    return counts.cpu(), nearest.cpu(), nearest_row.cpu()  # one copy per class: the per-sample results live on the CPU
 
 
 def _neighbours(
@@ -438,7 +438,7 @@ def _neighbours(
     if backend != "exact" and len(members) > approximate_above:
         faiss = _faiss()
         if faiss is not None:
-            return _ivf_count_within(faiss, _class_rows(features, members, torch.float32), kept, eps, ivf)
+            return _ivf_count_within(faiss, _class_rows(features, members, torch.float32).cpu(), kept.cpu(), eps, ivf)
         log.warning(
             "cover: class %d has %d samples (> approximate_above=%d) but faiss is not installed: counting exactly, "
             "O(n_k² · d). pip install 'rlselector[faiss]' for the approximate back end.", label, len(members), approximate_above,
@@ -559,7 +559,8 @@ def _upper_squared_distances(features: torch.Tensor, block_size: int) -> Iterato
     n = features.shape[0]
     left, right = _distance_factors(features)
     side = min(block_size, n)
-    buffer, lower = _Scratch(side * side, torch.float64), torch.ones(side, side, dtype=torch.bool).tril_()
+    buffer = _Scratch(side * side, torch.float64, features.device)
+    lower = torch.ones(side, side, dtype=torch.bool, device=features.device).tril_()
     for row in range(0, n, block_size):
         for column in range(row, n, block_size):
             rows, columns = left[row : row + block_size], right[column : column + block_size]
@@ -572,14 +573,14 @@ def _upper_squared_distances(features: torch.Tensor, block_size: int) -> Iterato
 class _Store:
     """A float64 vector filled piece by piece into one buffer that doubles when full."""
 
-    def __init__(self, capacity: int) -> None:
-        self.buffer = torch.empty(max(1, capacity), dtype=torch.float64)
+    def __init__(self, capacity: int, device: torch.device) -> None:
+        self.buffer = torch.empty(max(1, capacity), dtype=torch.float64, device=device)
         self.size = 0
 
     def append(self, piece: torch.Tensor) -> None:
         end = self.size + piece.numel()
         if end > self.buffer.numel():
-            grown = torch.empty(max(end, 2 * self.buffer.numel()), dtype=torch.float64)
+            grown = torch.empty(max(end, 2 * self.buffer.numel()), dtype=torch.float64, device=self.buffer.device)
             grown[: self.size] = self.buffer[: self.size]
             self.buffer = grown
         self.buffer[self.size : end] = piece
@@ -594,8 +595,8 @@ class _Scratch:
     same memory instead of allocating anew, which otherwise fragments the heap and lets the resident
     size grow far beyond one block."""
 
-    def __init__(self, size: int, dtype: torch.dtype) -> None:
-        self.flat = torch.empty(size, dtype=dtype)
+    def __init__(self, size: int, dtype: torch.dtype, device: torch.device) -> None:
+        self.flat = torch.empty(size, dtype=dtype, device=device)
 
     def take(self, rows: int, columns: int) -> torch.Tensor:
         return self.flat[: rows * columns].view(rows, columns)
@@ -620,7 +621,7 @@ def _pair_distance_quantile(
         pivot = _sampled_squared_pair_distances(features.to(torch.float32), pivot_pairs, generator).sort().values
     margin = 6.0 * math.sqrt(q * (1.0 - q) / pivot_pairs) + 2.0 / pivot_pairs
     side = min(block_size, n)
-    mask, upper = _Scratch(side * side, torch.bool), _Scratch(side * side, torch.bool)
+    mask, upper = _Scratch(side * side, torch.bool, features.device), _Scratch(side * side, torch.bool, features.device)
     while True:
         low, high = -math.inf, math.inf  # squared distances
         if pivot is not None:
@@ -632,7 +633,7 @@ def _pair_distance_quantile(
         # The bracket's pairs go into one preallocated store (sized from the sample, grown if needed):
         # thousands of small per-tile pieces would fragment the heap.
         share = 1.0 if pivot is None else min(1.0, 3.0 * margin)
-        window = _Store(int(share * pairs) + side * side)
+        window = _Store(int(share * pairs) + side * side, features.device)
         for tile in _upper_squared_distances(features, block_size):
             below += int(torch.lt(tile, low, out=mask.take(*tile.shape)).sum())
             inside = torch.ge(tile, low, out=mask.take(*tile.shape)).logical_and_(torch.le(tile, high, out=upper.take(*tile.shape)))
@@ -656,10 +657,10 @@ def _inverse_cdf(values: torch.Tensor, q: float) -> float:
 
 
 def _validated(features, labels) -> tuple[torch.Tensor | FeatureBank, torch.Tensor]:
-    """Checked inputs; features keep their dtype (integers become float64) or stay a bank (its rows
-    are finite by construction), so nothing of size N × d is copied here."""
+    """Checked inputs; features keep their dtype (integers become float64) and their device, or stay
+    a bank (its rows are finite by construction), so nothing of size N × d is copied here."""
     if not isinstance(features, FeatureBank):
-        features = torch.as_tensor(features).detach().cpu()
+        features = torch.as_tensor(features).detach()
         if not features.dtype.is_floating_point:
             features = features.to(torch.float64)
     labels = torch.as_tensor(labels).detach().cpu()

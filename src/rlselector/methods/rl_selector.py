@@ -181,10 +181,14 @@ class SelectorHook(Observer):
         if features is None:
             raise InputError("observe(): rl-selector acts on features: pass features= (the (B, d) penultimate features of the batch)")
         indices = batch_indices(indices, len(self.labels))
-        features = batch_rows(features, "features", len(indices))
+        features = batch_rows(features, "features", len(indices), keep_device=True)
         self._epoch_batches += 1
         if self.bank is None:
-            self.bank = torch.zeros(len(self.labels), features.shape[1])
+            self.bank = torch.zeros(len(self.labels), features.shape[1], device=features.device)
+        elif self.bank.device != features.device:  # resumed from a checkpoint (read onto the CPU), or the loop moved
+            self.bank = self.bank.to(features.device)
+            if self.agent is not None:
+                self.agent.to(features.device)
         self.bank[indices] = features
         if self.cover_hat is None:
             return
@@ -204,9 +208,9 @@ class SelectorHook(Observer):
         actions, stats = self.agent.step(
             states, cover_hat, reference_states=reference, kept_fraction=float((self.scores >= 0.5).float().mean())
         )
-        self.scores[indices] = actions.float()
+        self.scores[indices] = actions.float().cpu()
         if config.set_state:  # the same states: the step changed the agent, not the kept set they were read from
-            self.decisions[indices] = self.agent.keep_scores(states) >= 0.5
+            self.decisions[indices] = (self.agent.keep_scores(states) >= 0.5).cpu()
         self._epoch_steps.append(stats)
         self._agent_seconds += time.perf_counter() - start
 
@@ -237,10 +241,11 @@ class SelectorHook(Observer):
                geometry: tuple[Neighbours, torch.Tensor] | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
         """The agent's states of ``rows``: their features (default: the bank's), with the kept-set context
         (``context`` when the caller already read it) when the configuration carries it."""
-        features = self.bank[rows] if features is None else features.detach().float().cpu()
+        features = self.bank[rows] if features is None else features.detach().to(self.bank.device, torch.float32)
         if not self._agent().config.set_state:
             return features
-        return torch.cat([features, self.context(rows, kept, geometry) if context is None else context], 1)
+        context = self.context(rows, kept, geometry) if context is None else context  # read on the CPU, from the candidate lists
+        return torch.cat([features, context.to(features.device)], 1)
 
     def readout(self, geometry: tuple[Neighbours, torch.Tensor] | None, *, passes: int, chunk: int, seed: int
                 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
@@ -264,7 +269,7 @@ class SelectorHook(Observer):
             generator = torch.Generator().manual_seed(seed + 11)
             for _ in range(passes):
                 for rows in torch.randperm(n, generator=generator).split(chunk):
-                    kept[rows] = agent.keep_scores(self.states(rows, kept=kept, geometry=geometry)) >= 0.5
+                    kept[rows] = (agent.keep_scores(self.states(rows, kept=kept, geometry=geometry)) >= 0.5).cpu()
             return kept, float(kept.float().mean())
 
         base = agent.multiplier
@@ -285,7 +290,7 @@ class SelectorHook(Observer):
                 agent.multiplier = base + shift
                 kept, share = sweep()
                 record.update(price_shift=shift, readouts=record["readouts"] + 1)
-        scores = agent.keep_scores(self.states(torch.arange(n), kept=kept, geometry=geometry))
+        scores = agent.keep_scores(self.states(torch.arange(n), kept=kept, geometry=geometry)).cpu()
         agent.multiplier = base
         return kept, scores, record
 
@@ -296,7 +301,7 @@ class SelectorHook(Observer):
             if steps is None and self.epochs is not None:
                 steps = max(1, self.epochs - 1) * self._epoch_batches
             dims = self.bank.shape[1] + self.agent_config.context_dims
-            self.agent = SelectorAgent(dims, self.ratio, self.agent_config, seed=self.seed, total_steps=steps)
+            self.agent = SelectorAgent(dims, self.ratio, self.agent_config, seed=self.seed, total_steps=steps, device=self.bank.device)
         return self.agent
 
     def natural_decisions(self) -> torch.Tensor:
@@ -305,7 +310,7 @@ class SelectorHook(Observer):
     def final_scores(self) -> torch.Tensor:
         """The deterministic policy on the bank (the last features of every sample), against the score
         vector's kept set."""
-        return self._agent().keep_scores(self.states(torch.arange(len(self.labels))))
+        return self._agent().keep_scores(self.states(torch.arange(len(self.labels)))).cpu()
 
     def _summary(self, epoch: int, cover_seconds: float, epoch_seconds: float) -> dict[str, float]:
         steps = self._epoch_steps
@@ -464,7 +469,7 @@ class RLSelector(SelectionMethod, ObservingMethod):
         info: dict[str, Any] = {}
         started_decision = time.perf_counter()
         if p.decision == "policy":
-            geometry = hook.geometry(torch.from_numpy(readout_features)) if readout_features is not None else None
+            geometry = hook.geometry(torch.from_numpy(readout_features).to(hook.bank.device)) if readout_features is not None else None
             natural_mask, final, info["readout"] = hook.readout(geometry, passes=p.readout_passes, chunk=p.readout_chunk, seed=ctx.seed)
             scores, natural_mask = final.double().numpy(), natural_mask.numpy()
             info["readout_features"] = p.readout_features if readout_features is not None else "bank"

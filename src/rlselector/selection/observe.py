@@ -52,9 +52,10 @@ def batch_indices(indices: Any, n: int) -> torch.Tensor:
     return index
 
 
-def batch_rows(values: Any, name: str, count: int) -> torch.Tensor:
-    """A minibatch's per-sample rows (features or logits) as a 2-D float32 CPU tensor of ``count`` rows."""
-    rows = _cpu(values).float()
+def batch_rows(values: Any, name: str, count: int, *, keep_device: bool = False) -> torch.Tensor:
+    """A minibatch's per-sample rows (features or logits) as a 2-D float32 tensor of ``count`` rows, on
+    the CPU (``keep_device``: where they lie, e.g. the training GPU)."""
+    rows = (torch.as_tensor(values).detach() if keep_device else _cpu(values)).float()
     if rows.ndim != 2 or rows.shape[0] != count:
         raise InputError(f"observe(): {name} must be ({count}, ...) (one row per index of the batch), got shape {tuple(rows.shape)}")
     return rows
