@@ -556,6 +556,8 @@ class SelectorAgent:
         """Under torchrun every rank runs this agent on the same gathered inputs, so the copies stay
         equal; should rounding make them drift (ranks on different hardware), rank 0's networks, state
         statistics and price are copied to every rank. Returns whether they had drifted."""
+        if not ranks.enabled:
+            return False
         networks = [*self.actor.parameters(), *self.critic.parameters(), *self.decision_actor.parameters(), self.log_std]
         values = [*networks, self.state_stats.mean, self.state_stats.var, torch.tensor([self.multiplier], dtype=torch.float64)]
         checksum = torch.stack([value.detach().double().sum().cpu() for value in values])

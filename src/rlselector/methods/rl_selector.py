@@ -417,7 +417,8 @@ class RLSelector(SelectionMethod, ObservingMethod):
         # The agent acts from the second epoch on (the first fills the bank), except on fixed features
         # or a fine-tuned run, whose bank and cover exist from the start; its schedule spans those steps.
         acting_epochs = recipe.epochs if ctx.features is not None or transfer else max(1, recipe.epochs - 1)
-        steps = acting_epochs * math.ceil(len(ctx.dataset) / recipe.batch_size)
+        per_rank = math.ceil(len(ctx.dataset) / DistributedContext.current().world_size)  # under torchrun a step is each rank's batch
+        steps = acting_epochs * math.ceil(per_rank / recipe.batch_size)
         hook = self._hook(ctx, epochs=recipe.epochs, total_steps=steps)
         started = time.perf_counter()
         readout = None
