@@ -115,3 +115,12 @@ def test_rl_selector_selects_on_a_gpu(digits):
     selection = select(digits, "rl-selector", 0.5, 0, progress=False, device="cuda", amp="bf16", recipe="cpu-tiny", epochs=3)
     assert np.isfinite(selection.scores).all() and abs(selection.manifest["ratio_achieved"] - 0.5) <= 0.01
     assert selection.manifest["runtime"]["device"] == "cuda"
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_proxy_method_selects_on_a_gpu(digits):
+    """The proxy trains on the GPU and its recorder sums the dynamics there: the same kind of record."""
+    import numpy as np
+
+    selection = select(digits, "el2n", 0.5, 0, progress=False, device="cuda", proxy_config=FAST_PROXY, seeds=1)
+    assert np.isfinite(selection.scores).all() and selection.manifest["runtime"]["device"] == "cuda"

@@ -168,8 +168,9 @@ class DynamicsRecorder(Observer):
         self.num_classes = int(num_classes)
         self.record_epochs = None if record_epochs is None else sorted(set(int(e) for e in record_epochs))
         self.eval_batch_size = eval_batch_size
-        self.rows: dict[str, list[np.ndarray]] = {name: [] for name in _SUMS}
-        """One (N,) array per epoch begun, per accumulator."""
+        self.rows: dict[str, list[torch.Tensor]] = {name: [] for name in _SUMS}
+        """One (N,) tensor per epoch begun, per accumulator; the open epoch's lies where the logits do
+        (the training GPU: no copy to the host per step), ended ones on the CPU."""
         self.epochs_done = 0
         """Epochs ended."""
         self.logits: dict[int, np.ndarray] = {}
@@ -192,26 +193,40 @@ class DynamicsRecorder(Observer):
         if logits is None:
             raise InputError("observe(): the dynamics recorder needs logits= (the (B, C) outputs of the training forward) for per-sample correctness and margins")
         index = batch_indices(indices, self.n)
-        logits = batch_rows(logits, "logits", len(index))
+        logits = batch_rows(logits, "logits", len(index), keep_device=True)
         if logits.shape[1] != self.num_classes:
             raise InputError(f"observe(): logits have {logits.shape[1]} columns but there are {self.num_classes} classes")
         truth = self.labels[index]
         if labels is not None and not torch.equal(_cpu(labels).long().reshape(-1), truth):
             raise InputError("observe(): labels disagree with the training labels at these indices; indices must be positions in the training set, in its order")
-        losses = F.cross_entropy(logits, truth, reduction="none") if losses is None else _cpu(losses).float().reshape(-1)
-        if losses.shape != truth.shape:
-            raise InputError(f"observe(): losses must be ({len(index)},) (one per sample, reduction='none'), got shape {tuple(losses.shape)}")
-        row = self._open_epoch()
-        idx = index.numpy()
-        np.add.at(row["loss_sum"], idx, losses.double().numpy())
-        np.add.at(row["margin_sum"], idx, _margin(logits, truth).double().numpy())
-        np.add.at(row["prob_margin_sum"], idx, _margin(logits.softmax(1), truth).double().numpy())
-        np.add.at(row["correct_sum"], idx, (logits.argmax(1) == truth).int().numpy())
-        np.add.at(row["seen"], idx, 1)
-        if self._latest is not None:
-            self._latest[0].put(index, logits)
+        if losses is not None:
+            losses = torch.as_tensor(losses).detach().float().reshape(-1)
+            if losses.shape != truth.shape:
+                raise InputError(f"observe(): losses must be ({len(index)},) (one per sample, reduction='none'), got shape {tuple(losses.shape)}")
+        self._accumulate(index, logits, truth, losses)
+        if self._latest is not None:  # the stand-in snapshot of a user's loop: kept on the CPU
+            self._latest[0].put(index, logits.cpu())
             if features is not None:
                 self._latest[1].put(index, batch_rows(features, "features", len(index)))
+
+    def on_batch(self, batch: BatchContext) -> None:
+        if self.split is None or batch.logits is None:  # fed like a user's loop (no model and data handed over): every check of observe()
+            return super().on_batch(batch)
+        # the project's loop: indices from its sampler, labels its own; nothing is read back from the device
+        self._accumulate(batch.indices, batch.logits, self.labels[batch.indices], batch.losses)
+
+    def _accumulate(self, index: torch.Tensor, logits: torch.Tensor, truth: torch.Tensor, losses: torch.Tensor | None) -> None:
+        """Add one minibatch to the open epoch's sums, on the logits' device."""
+        logits = logits.detach().float()
+        truth = truth.to(logits.device)
+        index = index.to(logits.device)
+        losses = F.cross_entropy(logits, truth, reduction="none") if losses is None else losses.detach().float().to(logits.device)
+        row = self._open_epoch(logits.device)
+        row["loss_sum"].index_add_(0, index, losses.double())
+        row["margin_sum"].index_add_(0, index, _margin(logits, truth).double())
+        row["prob_margin_sum"].index_add_(0, index, _margin(logits.softmax(1), truth).double())
+        row["correct_sum"].index_add_(0, index, (logits.argmax(1) == truth).int())
+        row["seen"].index_add_(0, index, torch.ones_like(index, dtype=torch.int32))
 
     def end_epoch(self) -> dict[str, float]:
         latest, epoch = self._latest, self._close()
@@ -221,10 +236,11 @@ class DynamicsRecorder(Observer):
                 self.features[epoch] = latest[1].array(f"features of epoch {epoch}")
         return {}
 
-    def _open_epoch(self) -> dict[str, np.ndarray]:
+    def _open_epoch(self, device: torch.device) -> dict[str, torch.Tensor]:
         if len(self.rows["seen"]) == self.epochs_done:
             for name in _SUMS:
-                self.rows[name].append(np.zeros(self.n, dtype=np.int32 if name in ("correct_sum", "seen") else np.float64))
+                dtype = torch.int32 if name in ("correct_sum", "seen") else torch.float64
+                self.rows[name].append(torch.zeros(self.n, dtype=dtype, device=device))
             stand_in = self.split is None and self.records(self.epochs_done + 1)
             self._latest = (LatestRows(self.n), LatestRows(self.n)) if stand_in else None
         return {name: rows[-1] for name, rows in self.rows.items()}
@@ -233,6 +249,8 @@ class DynamicsRecorder(Observer):
         if len(self.rows["seen"]) == self.epochs_done:
             raise InputError(f"end_epoch(): epoch {self.epochs_done + 1} observed no minibatch; call observe() for each minibatch first")
         self.epochs_done += 1
+        for name in _SUMS:  # one copy per epoch to the host
+            self.rows[name][-1] = self.rows[name][-1].cpu()
         self._latest = None
         return self.epochs_done
 
@@ -258,14 +276,14 @@ class DynamicsRecorder(Observer):
     def state_dict(self) -> dict[str, Any]:
         """Tensors only, so the checkpoint loads with ``torch.load(weights_only=True)``."""
         return {
-            **{name: torch.from_numpy(np.stack(rows) if rows else np.zeros((0, self.n))) for name, rows in self.rows.items()},
+            **{name: torch.stack(rows).cpu() if rows else torch.zeros((0, self.n), dtype=torch.float64) for name, rows in self.rows.items()},
             "logits": {e: torch.from_numpy(v) for e, v in self.logits.items()},
             "features": {e: torch.from_numpy(v) for e, v in self.features.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in _SUMS:
-            self.rows[name] = list(np.array(state[name].numpy()))
+            self.rows[name] = list(state[name].clone())
         self.epochs_done = len(self.rows["seen"])
         self.logits = {int(e): v.numpy() for e, v in state["logits"].items()}
         self.features = {int(e): v.numpy() for e, v in state["features"].items()}
@@ -277,7 +295,7 @@ class DynamicsRecorder(Observer):
             raise InputError(f"{source}: epoch {self.epochs_done + 1} was observed but not ended; call end_epoch() after its last minibatch")
         if self.epochs_done == 0:
             raise InputError(f"{source}: no epoch ended; feed observe() each minibatch and end_epoch() after each epoch")
-        sums = {name: np.stack(rows) for name, rows in self.rows.items()}
+        sums = {name: torch.stack(rows).cpu().numpy() for name, rows in self.rows.items()}
         seen = sums["seen"]
         if (seen == 0).any():
             epoch, sample = np.argwhere(seen == 0)[0]
