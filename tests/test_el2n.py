@@ -73,6 +73,25 @@ def test_seeds_average_over_proxy_runs():
     assert sel.manifest["proxy_runs"] == 2
 
 
+def test_cached_extra_runs_are_charged_what_training_them_took(tmp_path):
+    """A second method reading the same extra proxy runs from the cache costs what the first paid."""
+    from rlselector import load_dataset
+    from rlselector.bench.cost import selection_cost
+    from rlselector.selection.proxy import clear_memory_cache
+
+    data = load_dataset("digits", limit=300, seed=0)
+    clear_memory_cache()
+    first = select(data, method="el2n", ratio=0.3, seed=5, seeds=3, proxy_config=TINY_PROXY, cache_dir=tmp_path, progress=False)
+    second = select(data, method="el2n", ratio=0.6, seed=5, seeds=3, proxy_config=TINY_PROXY, cache_dir=tmp_path, progress=False)
+    paid, reused = first.manifest["timings"], second.manifest["timings"]
+    assert paid["proxy_s"] > 0 and "reused_s" not in paid
+    assert reused["proxy_cached"] and reused["reused_s"] > 0
+    # the two extra runs: what the first selection paid for them beyond its own run 0
+    run0 = paid["proxy_s"] - reused["reused_s"]
+    assert 0 < run0 < paid["proxy_s"]
+    assert selection_cost(reused, shared_proxy_s=run0)["cost_s"] >= paid["proxy_s"]
+
+
 def test_default_averages_the_papers_ten_runs():
     from rlselector import load_dataset
     from rlselector.methods.el2n import EL2N

@@ -145,7 +145,8 @@ class SelectionContext:
         """``count`` proxy runs with distinct seeds (for scores averaged over runs, as in EL2N/GraNd).
 
         The first is :meth:`proxy` (shared with every other method); the others are cached alike and
-        their training time is added to the proxy cost.
+        their training time is added to the proxy cost, or, read from the cache, to ``reused_s`` (the
+        selection costs what training them did, whichever method trained them first).
         """
         records = [self.proxy()]
         config = resolve_config(self.dataset, self.proxy_config)
@@ -155,6 +156,8 @@ class SelectionContext:
                 runtime=self.runtime,
             )
             self.cost.add_proxy_run(seconds, cached)
+            if cached:
+                self.cost.reused_s = (self.cost.reused_s or 0.0) + seconds
             records.append(record)
         return records
 
