@@ -10,7 +10,7 @@ seed and evaluation model (the same evaluation seed), and per ratio reports:
   methods (each method's own mean removed, so what a method gains is not counted as noise);
 - the 95 % CI half-width that gives at the seeds measured, and the paired seeds needed for a half-width
   ≤ ``--target`` points: the smallest n with t(0.975, n − 1) · sd / √n ≤ target;
-- the CPU seconds one seed of one comparison costs (the two subsets' training, from the cells).
+- the seconds one seed of one comparison costs (the two subsets' training, wall, from the cells).
 
 The standard deviation is estimated from few seeds: the seeds needed are an estimate of that order.
 """
@@ -60,7 +60,7 @@ def main() -> None:
         differences[ratio][method].append(record["top1"] - base["top1"])
         seconds[ratio].append(record["train_s"] + base["train_s"])
     print(f"results: {', '.join(map(str, args.results))}; evaluation {sorted({(r['model'], r['width'], r['epochs']) for r in records})}\n")
-    print(f"| ratio | methods | seeds | sd of paired differences (pooled) | 95 % CI half-width at those seeds | seeds for ≤ {args.target:g} | train CPU s per seed of one comparison |")
+    print(f"| ratio | methods | seeds | sd of paired differences (pooled) | 95 % CI half-width at those seeds | seeds for ≤ {args.target:g} | training s per seed of one comparison (wall, from the cells) |")
     print("|---:|---|---:|---:|---:|---:|---:|")
     for ratio in sorted(differences):
         groups = {m: np.asarray(v) for m, v in differences[ratio].items() if len(v) >= 2}
