@@ -6,6 +6,7 @@ import sys
 import time
 
 import numpy as np
+import torch
 import pytest
 
 from method_contract import MethodContract
@@ -273,3 +274,18 @@ def test_a_checkpoint_of_another_agent_shape_is_refused_by_name():
     with pytest.raises(InputError, match=r"reads states of 6 numbers, this configuration 4 .*set_state"):
         hook(AgentConfig(hidden_sizes=(8, 8), set_state=False)).load_state_dict(state)
     hook(AgentConfig(hidden_sizes=(8, 8))).load_state_dict(state)  # the same shape resumes
+
+
+def test_a_float16_bank_halves_the_bytes_and_keeps_exactly_representable_features_exact(digits):
+    """Pixel features (small integers) are exact in float16: the same selection, from a bank of half the bytes."""
+    from rlselector import SelectionLoop
+
+    features = pixel_features(digits)
+    wide = select(digits, "rl-selector", 0.5, 0, features=features, epochs=4, progress=False)
+    half = select(digits, "rl-selector", 0.5, 0, features=features, epochs=4, progress=False, bank="float16")
+    assert half.manifest["params"]["bank"] == "float16"
+    np.testing.assert_array_equal(wide.indices, half.indices)
+    loop = SelectionLoop(digits.train.label_array, 0.5, "rl-selector", seed=0, bank="float16")
+    hook = next(o for o in loop.observers if hasattr(o, "bank"))
+    hook.observe(torch.arange(8), features=torch.from_numpy(features[:8]))
+    assert hook.bank.dtype == torch.float16 and hook.bank.element_size() == 2

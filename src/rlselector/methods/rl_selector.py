@@ -84,7 +84,8 @@ class SelectorHook(Observer):
     """
 
     def __init__(self, labels: np.ndarray, ratio: float, agent_config: AgentConfig, *, seed: int, epochs: int | None, total_steps: int | None,
-                 epsilon_rule: str, epsilon_quantile: float, set_aware: bool, reference_size: int, progress: bool) -> None:
+                 epsilon_rule: str, epsilon_quantile: float, set_aware: bool, reference_size: int, progress: bool,
+                 bank_dtype: torch.dtype = torch.float32) -> None:
         self.labels = torch.as_tensor(labels)
         self.ratio = ratio
         self.agent_config = agent_config
@@ -96,6 +97,7 @@ class SelectorHook(Observer):
         self.set_aware = set_aware
         self.reference_size = reference_size
         self.progress = progress
+        self.bank_dtype = bank_dtype
         self.agent: SelectorAgent | None = None
         self.bank: torch.Tensor | None = None
         """(N, d) latest penultimate features of every sample (the states)."""
@@ -184,12 +186,12 @@ class SelectorHook(Observer):
         features = batch_rows(features, "features", len(indices), keep_device=True)
         self._epoch_batches += 1
         if self.bank is None:
-            self.bank = torch.zeros(len(self.labels), features.shape[1], device=features.device)
+            self.bank = torch.zeros(len(self.labels), features.shape[1], dtype=self.bank_dtype, device=features.device)
         elif self.bank.device != features.device:  # resumed from a checkpoint (read onto the CPU), or the loop moved
             self.bank = self.bank.to(features.device)
             if self.agent is not None:
                 self.agent.to(features.device)
-        self.bank[indices] = features
+        self.bank[indices] = features.to(self.bank.dtype)
         if self.cover_hat is None:
             return
         start = time.perf_counter()
@@ -241,7 +243,7 @@ class SelectorHook(Observer):
                geometry: tuple[Neighbours, torch.Tensor] | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
         """The agent's states of ``rows``: their features (default: the bank's), with the kept-set context
         (``context`` when the caller already read it) when the configuration carries it."""
-        features = self.bank[rows] if features is None else features.detach().to(self.bank.device, torch.float32)
+        features = self.bank[rows].float() if features is None else features.detach().to(self.bank.device, torch.float32)
         if not self._agent().config.set_state:
             return features
         context = self.context(rows, kept, geometry) if context is None else context  # read on the CPU, from the candidate lists
@@ -369,6 +371,10 @@ class RLSelector(SelectionMethod, ObservingMethod):
         decision_rounds: int = param(20, "set-aware decision: pruning rounds, each one cover pass over the kept samples", ge=1)
         random_uncovered: bool = param(False, "set-aware decision: prune the samples no kept neighbour covers in seeded random order, not by score")
         reference_size: int = param(4096, "bank rows whose decisions measure the kept share each step (all when fewer)", ge=1)
+        bank: str = param("float32", "storage of the feature bank (N × d, on the training device): float32, or float16 at half the "
+                                     "bytes (the cover's degree ranking agrees at Spearman 1.0000, BENCHMARKS 'Cover at scale'; "
+                                     "the agent then reads rounded features, not measured). float32 stays the default: every "
+                                     "RL-Selector measurement ran it", choices=("float32", "float16"))
         batch_size: int = param(128, "minibatch of the agent with --features (the target's batch comes from the recipe)", ge=1)
         init_from: str | None = param(None, "a finished rl-selector selection directory: fine-tune it to this ratio (T-RL-Selector)",
                                       example="runs/rl-50")
@@ -452,6 +458,7 @@ class RLSelector(SelectionMethod, ObservingMethod):
         return SelectorHook(
             ctx.labels, ctx.ratio, self.agent_config(), seed=ctx.seed, epochs=epochs, total_steps=total_steps, epsilon_rule=p.epsilon_rule,
             epsilon_quantile=p.epsilon_quantile, set_aware=p.set_aware, reference_size=p.reference_size, progress=ctx.progress,
+            bank_dtype=torch.float16 if p.bank == "float16" else torch.float32,
         )
 
     def decide(self, ctx: SelectionContext, hook: SelectorHook, *, network: dict[str, Any] | None = None,
@@ -546,7 +553,7 @@ class RLSelector(SelectionMethod, ObservingMethod):
     def _run_on_features(self, ctx: SelectionContext, hook: SelectorHook, epochs: int, batch_size: int) -> None:
         """The same hooks replayed over fixed features: the bank is full from the start, so the agent acts at once."""
         features = torch.from_numpy(ctx.features)
-        hook.bank = features.clone()
+        hook.bank = features.to(hook.bank_dtype, copy=True)
         hook.refresh_cover()
         replay_features(features, ctx.labels, epochs=epochs, batch_size=batch_size, seed=ctx.seed, hooks=[hook],
                         out_dir=ctx.workdir / "agent" if ctx.workdir is not None else None, resume=ctx.resume, progress=ctx.progress)
