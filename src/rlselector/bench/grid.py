@@ -258,18 +258,16 @@ def config_from_dict(spec: dict[str, Any], *, where: str = "grid") -> BenchConfi
     return replace(config, analysis=_analysis(spec.get("analysis", {}), config, where))
 
 
-RUNTIME_KEYS = ("device", "amp", "channels_last", "compile", "workers")
-
-
 def checked_runtime(runtime: Any, where: str) -> dict[str, Any]:
     """A grid's ``runtime`` mapping, refused now if a key is unknown or a value is one ``train`` refuses."""
     from ..train.device import Runtime
 
     if not isinstance(runtime, dict):
         raise InputError(f"{where}: must be a mapping such as {{device: cuda, amp: bf16}}, got {runtime!r}")
-    unknown = sorted(set(runtime) - set(RUNTIME_KEYS))
+    known = [f.name for f in dataclasses.fields(Runtime)]  # the options Runtime.of takes
+    unknown = sorted(set(runtime) - set(known))
     if unknown:
-        raise InputError(f"{where}: unknown key(s) {unknown}; known keys: {', '.join(RUNTIME_KEYS)}")
+        raise InputError(f"{where}: unknown key(s) {unknown}; known keys: {', '.join(known)}")
     try:
         Runtime.of(**runtime)
     except InputError as err:

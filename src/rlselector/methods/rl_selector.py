@@ -458,7 +458,7 @@ class RLSelector(SelectionMethod, ObservingMethod):
         return SelectorHook(
             ctx.labels, ctx.ratio, self.agent_config(), seed=ctx.seed, epochs=epochs, total_steps=total_steps, epsilon_rule=p.epsilon_rule,
             epsilon_quantile=p.epsilon_quantile, set_aware=p.set_aware, reference_size=p.reference_size, progress=ctx.progress,
-            bank_dtype=torch.float16 if p.bank == "float16" else torch.float32,
+            bank_dtype=getattr(torch, p.bank),
         )
 
     def decide(self, ctx: SelectionContext, hook: SelectorHook, *, network: dict[str, Any] | None = None,

@@ -53,10 +53,13 @@ class SelectionCost:
     """What a stage read from the cache (target features, encoder) cost when it was trained: charged to
     this selection as if trained again, so a cache never makes a method look cheaper."""
 
-    def add_proxy_run(self, seconds: float, cached: bool) -> None:
-        """Charge one more proxy run (a cached run costs nothing)."""
+    def add_proxy_run(self, seconds: float, cached: bool, *, shared: bool = False) -> None:
+        """Charge one proxy run: trained here, to ``proxy_s``; read from the cache, to ``reused_s`` (what
+        training it took), except the ``shared`` run 0 of every method, which the caller charges once."""
         if not cached:
             self.proxy_s += float(seconds)
+        elif not shared:
+            self.reused_s = (self.reused_s or 0.0) + float(seconds)
 
     def timings(self, total_seconds: float) -> dict[str, float | bool]:
         """The manifest's ``timings``: the method's own seconds (total minus proxy), then each stage."""
@@ -136,7 +139,7 @@ class SelectionContext:
         record, seconds, cached = run_proxy(
             self.dataset, self.proxy_config, seed=self.seed, cache_dir=self.cache_dir, progress=self.progress, runtime=self.runtime
         )
-        self.cost.add_proxy_run(seconds, cached)
+        self.cost.add_proxy_run(seconds, cached, shared=True)
         self.cost.proxy_cached = cached
         self.dynamics = record
         return record
@@ -156,8 +159,6 @@ class SelectionContext:
                 runtime=self.runtime,
             )
             self.cost.add_proxy_run(seconds, cached)
-            if cached:
-                self.cost.reused_s = (self.cost.reused_s or 0.0) + seconds
             records.append(record)
         return records
 
