@@ -37,10 +37,14 @@ from dataclasses import dataclass
 import torch
 
 from rlselector.agent import AgentConfig
+from rlselector.api import get_method
 from rlselector.methods.rl_selector import SelectorHook
 from rlselector.selection.policies import band_decision
 from rlselector.train import replay_features
 from rlselector.cover import Cover, cover, epsilon, greedy_set_aware_prune, redundancy_rank
+
+REFERENCE_SIZE = get_method("rl-selector").make_params().reference_size
+"""RL-Selector's default number of reference states, which the replay uses unless told otherwise."""
 
 VARIANTS: dict[str, AgentConfig] = {
     "default": AgentConfig(),
@@ -61,7 +65,7 @@ VARIANTS: dict[str, AgentConfig] = {
     "weight-decay-5e-4": AgentConfig(weight_decay=5e-4),
     "adam-eps-1e-8": AgentConfig(adam_eps=1e-8),
     "updates-1": AgentConfig(updates_per_step=1),
-    "updates-2": AgentConfig(updates_per_step=2),
+    "updates-4": AgentConfig(updates_per_step=4),  # the default until 2026-12-01 (with 4,096 reference states)
     "temperature-1": AgentConfig(temperature=1.0, entropy_coef=1.0),
     "no-entropy": AgentConfig(entropy_coef=0.0),
     "dual-ascent": AgentConfig(ratio_control="dual-ascent"),
@@ -128,7 +132,7 @@ def train_agent(
     seed: int,
     eps_rule: str = "quantile",
     eps_quantile: float = 0.01,
-    reference_size: int = 4096,
+    reference_size: int = REFERENCE_SIZE,
     shuffled_reward: bool = False,
 ) -> SelectorHook:
     """RL-Selector's own hook (``rlselector.methods.rl_selector.SelectorHook``) replayed over fixed
@@ -233,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eps-rule", default="quantile", choices=["mean", "quantile", "median", "nn-median"])
     parser.add_argument("--eps-quantile", type=float, default=0.01)
     parser.add_argument("--history", action="store_true", help="print the per-epoch diagnostics too")
-    parser.add_argument("--reference-size", type=int, default=4096, help="states whose decisions measure the kept share (rl-selector's reference_size)")
+    parser.add_argument("--reference-size", type=int, default=REFERENCE_SIZE, help="states whose decisions measure the kept share (rl-selector's reference_size)")
     parser.add_argument("--passes", type=int, default=2, help="sweeps of the policy read-out (rl-selector's readout_passes)")
     parser.add_argument("--json", help="write every result to this file")
     args = parser.parse_args(argv)

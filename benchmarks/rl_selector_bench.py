@@ -173,6 +173,8 @@ def redundancy(args) -> None:
     ratio = 1 / 1.2
     rows = []
     for label, method, params in _chosen_runs(args.runs):
+        if method == "rl-selector" and args.params != "{}":
+            params, label = _merged(params, json.loads(args.params)), f"{label}, {args.params}"
         sel = select(data, method, ratio, 0, progress=False, cache_dir=args.cache, **params)
         kept = sel.mask
         member = ~kept[pairs[:, 0]] | ~kept[pairs[:, 1]]
@@ -189,38 +191,56 @@ def redundancy(args) -> None:
         print(f"| {label} | {achieved:.3f}{natural_text} | {100 * exact_member:.1f} % | {100 * noisy_member:.1f} % | {100 * both:.1f} % |")
 
 
+def _merged(params: dict, extra: dict) -> dict:
+    """``params`` with ``extra`` laid over it, the nested ``agent`` settings merged key by key."""
+    merged = {**params, **extra}
+    if "agent" in params and "agent" in extra:
+        merged["agent"] = {**params["agent"], **extra["agent"]}
+    return merged
+
+
 def redundancy_training(args) -> None:
     """Does the de-duplicated subset train as well as a random one of the same size? For each seed:
     RL-Selector's selection and a random subset with as many samples, each training a fresh
-    evaluation network with that seed (paired: same seed, same initialisation); final-epoch test top-1."""
+    evaluation network with that seed (paired: same seed, same initialisation); final-epoch test top-1.
+    Beside them the oracle that prunes exactly the copies (the original images, 1/1.2 of the set) and
+    a random subset of its size: how much a perfect de-duplication can gain over random at all."""
     base = load_dataset("fashion-mnist", limit=args.limit, seed=0)
     data, pairs, exact = with_duplicates(base, 0.2, seed=0, exact_share=args.exact_share)
     ratio = 1 / 1.2
+    params = {"recipe": "cpu", **json.loads(args.params)}
     rows = []
     for seed in args.seeds:
-        sel = select(data, "rl-selector", ratio, seed, recipe="cpu", progress=False)
-        same_size = len(sel.indices) / len(data)
-        rand = select(data, "random", same_size, seed, progress=False)
-        rl_top1, random_top1 = evaluate_subset(data, sel, args.eval_epochs, seed), evaluate_subset(data, rand, args.eval_epochs, seed)
+        sel = select(data, "rl-selector", ratio, seed, progress=False, **params)
+        rand = select(data, "random", len(sel.indices) / len(data), seed, progress=False)
+        oracle_random = select(data, "random", len(base) / len(data), seed, progress=False)
+        top1 = [evaluate_subset(subset, args.eval_epochs, seed)
+                for subset in (sel.subset(data), rand.subset(data), data.subset(np.arange(len(base)), tag="originals"), oracle_random.subset(data))]
         member = float((~sel.mask[pairs[:, 0]] | ~sel.mask[pairs[:, 1]]).mean())
-        rows.append((seed, len(sel.indices), len(rand.indices), member, rl_top1, random_top1))
+        rows.append((seed, len(sel.indices), len(rand.indices), member, *top1))
         print(rows[-1], flush=True)
-    print(f"\nfashion-mnist {len(base):,} images + {len(pairs):,} copies ({int(exact.sum())} exact), keep 1/1.2; evaluation ResNet-18 w16 "
-          f"{args.eval_epochs} epochs, final-epoch test top-1 %; {machine()}\n")
-    print("| seed | kept (rl / random) | pairs with a member pruned | rl-selector top-1 | random top-1 | difference |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for seed, n_rl, n_random, member, rl_top1, random_top1 in rows:
-        print(f"| {seed} | {n_rl} / {n_random} | {100 * member:.1f} % | {rl_top1:.2f} | {random_top1:.2f} | {rl_top1 - random_top1:+.2f} |")
-    differences = [r[4] - r[5] for r in rows]
-    print(f"| **mean** | | | {statistics.mean(r[4] for r in rows):.2f} | {statistics.mean(r[5] for r in rows):.2f} | "
-          f"**{statistics.mean(differences):+.2f}** ± {statistics.stdev(differences) if len(differences) > 1 else float('nan'):.2f} |")
+    print(f"\nfashion-mnist {len(base):,} images + {len(pairs):,} copies ({int(exact.sum())} exact), keep 1/1.2; RL-Selector parameters "
+          f"{args.params}; evaluation ResNet-18 w16 {args.eval_epochs} epochs, final-epoch test top-1 %; {machine()}\n")
+    print("| seed | kept (rl / random) | pairs with a member pruned | rl-selector | random | difference | oracle: copies pruned | random of its size | difference |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for seed, n_rl, n_random, member, rl_top1, random_top1, oracle_top1, oracle_random_top1 in rows:
+        print(f"| {seed} | {n_rl} / {n_random} | {100 * member:.1f} % | {rl_top1:.2f} | {random_top1:.2f} | {rl_top1 - random_top1:+.2f} "
+              f"| {oracle_top1:.2f} | {oracle_random_top1:.2f} | {oracle_top1 - oracle_random_top1:+.2f} |")
+    means = [statistics.mean(r[k] for r in rows) for k in (4, 5, 6, 7)]
+    print(f"| **mean** | | | {means[0]:.2f} | {means[1]:.2f} | {_difference([r[4] - r[5] for r in rows])} "
+          f"| {means[2]:.2f} | {means[3]:.2f} | {_difference([r[6] - r[7] for r in rows])} |")
 
 
-def evaluate_subset(data, selection, epochs: int, seed: int) -> float:
-    """Final-epoch test top-1 of the ``cpu`` recipe's network trained from scratch on the kept samples."""
+def _difference(values: list[float]) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return f"**{statistics.mean(values):+.2f}** ± {spread:.2f}"
+
+
+def evaluate_subset(subset, epochs: int, seed: int) -> float:
+    """Final-epoch test top-1 of the ``cpu`` recipe's network trained from scratch on ``subset``."""
     named = get_recipe("cpu")
     config = replace(named.train, epochs=epochs, seed=seed)
-    _, result = train_model(selection.subset(data), model=named.model, width=named.width, config=config, progress=False)
+    _, result = train_model(subset, model=named.model, width=named.width, config=config, progress=False)
     return result.top1
 
 
@@ -240,7 +260,7 @@ def quality(args) -> None:
                 sel = select(data, method, ratio, seed, progress=False, cache_dir=args.cache, **params)
                 if label == "rl-selector":
                     natural.setdefault(ratio, []).append(sel.manifest["natural_ratio"])
-                results.setdefault((label, ratio), []).append(evaluate_subset(data, sel, args.eval_epochs, seed))
+                results.setdefault((label, ratio), []).append(evaluate_subset(sel.subset(data), args.eval_epochs, seed))
                 print(f"ratio {ratio} seed {seed} {label}: top-1 {results[(label, ratio)][-1]:.2f}" + (f" natural {natural[ratio][-1]:.3f}" if label == "rl-selector" else ""), flush=True)
     print(f"\nfashion-mnist, {len(data):,} training images (stratified), selection recipe cpu; evaluation ResNet-18 w16 "
           f"{args.eval_epochs} epochs; final-epoch test top-1 %, mean ± std over seeds {args.seeds}; {machine()}\n")
@@ -291,8 +311,8 @@ def transfer(args) -> None:
                 row["full_s"].append(full_s)
                 row["transfer_s"].append(transfer_s)
                 row["overlap"].append(float((full.mask & moved.mask).sum() / max(1, full.mask.sum())))
-                row["full"].append(evaluate_subset(data, full, args.eval_epochs, seed))
-                row["transfer"].append(evaluate_subset(data, moved, args.eval_epochs, seed))
+                row["full"].append(evaluate_subset(full.subset(data), args.eval_epochs, seed))
+                row["transfer"].append(evaluate_subset(moved.subset(data), args.eval_epochs, seed))
                 print(f"seed {seed} ratio {ratio}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in row.items()), flush=True)
     print(f"\nfashion-mnist, {len(data):,} images; source selection rl-selector {args.source} (preset cpu, "
           f"{named.train.epochs} epochs), fine-tuned with init_from (recipe default epochs); evaluation ResNet-18 "
@@ -302,6 +322,10 @@ def transfer(args) -> None:
     for ratio, row in rows.items():
         print(f"| {ratio} | {np.mean(row['full_s']):.1f} | {np.mean(row['transfer_s']):.1f} | "
               f"{np.mean(row['transfer_s']) / np.mean(row['full_s']):.3f} | {np.mean(row['overlap']):.3f} | {plus_minus(row['full'])} | {plus_minus(row['transfer'])} |")
+
+
+def _add_params(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="{}", help='RL-Selector parameters as JSON laid over each RL-Selector run\'s, e.g. \'{"reference_size": 1024}\'')
 
 
 def _add_run_choice(parser: argparse.ArgumentParser) -> None:
@@ -320,7 +344,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=10000)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--params", default="{}", help='RL-Selector parameters as JSON, e.g. \'{"reference_size": 1024}\'')
+    _add_params(p)
     p = sub.add_parser("cover")
     p.add_argument("--sizes", type=int, nargs="+", default=[6000, 60000])
     p.add_argument("--dims", type=int, nargs="+", default=[64, 512])
@@ -332,11 +356,13 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=10000)
     p.add_argument("--exact-share", type=float, default=0.5, help="share of the copies that are exact (the rest noisy)")
     _add_run_choice(p)
+    _add_params(p)
     p = sub.add_parser("redundancy-training")
     p.add_argument("--limit", type=int, default=3000)
     p.add_argument("--exact-share", type=float, default=0.5)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--eval-epochs", type=int, default=5)
+    _add_params(p)
     p = sub.add_parser("quality")
     p.add_argument("--limit", type=int, default=10000)
     p.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5, 0.7])

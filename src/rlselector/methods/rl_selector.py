@@ -370,7 +370,8 @@ class RLSelector(SelectionMethod, ObservingMethod):
         readout_chunk: int = param(64, "policy decision: samples decided together in a sweep", ge=1)
         decision_rounds: int = param(20, "set-aware decision: pruning rounds, each one cover pass over the kept samples", ge=1)
         random_uncovered: bool = param(False, "set-aware decision: prune the samples no kept neighbour covers in seeded random order, not by score")
-        reference_size: int = param(4096, "bank rows whose decisions measure the kept share each step (all when fewer)", ge=1)
+        reference_size: int = param(1024, "bank rows whose decisions measure the kept share each step (all when fewer; "
+                                            "1,024 not 4,096: with 2 agent updates, a third of the agent's cost per step, docs/agent-convergence.md)", ge=1)
         bank: str = param("float32", "storage of the feature bank (N × d, on the training device): float32, or float16 at half the "
                                      "bytes (the cover's degree ranking agrees at Spearman 1.0000, BENCHMARKS 'Cover at scale'; "
                                      "the agent then reads rounded features, not measured). float32 stays the default: every "
