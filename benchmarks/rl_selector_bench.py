@@ -172,9 +172,10 @@ def redundancy(args) -> None:
     data, pairs, exact = with_duplicates(base, 0.2, seed=0, exact_share=args.exact_share)
     ratio = 1 / 1.2
     rows = []
+    extra = json.loads(args.params)
     for label, method, params in _chosen_runs(args.runs):
-        if method == "rl-selector" and args.params != "{}":
-            params, label = _merged(params, json.loads(args.params)), f"{label}, {args.params}"
+        if method == "rl-selector" and extra:
+            params, label = _merged(params, extra), f"{label}, {args.params}"
         sel = select(data, method, ratio, 0, progress=False, cache_dir=args.cache, **params)
         kept = sel.mask
         member = ~kept[pairs[:, 0]] | ~kept[pairs[:, 1]]
