@@ -43,8 +43,11 @@ from rlselector.selection.policies import band_decision
 from rlselector.train import replay_features
 from rlselector.cover import Cover, cover, epsilon, greedy_set_aware_prune, redundancy_rank
 
-REFERENCE_SIZE = get_method("rl-selector").make_params().reference_size
+_DEFAULTS = get_method("rl-selector").make_params()
+REFERENCE_SIZE = _DEFAULTS.reference_size
 """RL-Selector's default number of reference states, which the replay uses unless told otherwise."""
+READOUT = f"{_DEFAULTS.readout_passes}x{_DEFAULTS.readout_chunk}"
+"""RL-Selector's default read-out, as PASSESxCHUNK (``readout_passes`` sweeps, ``readout_chunk`` samples at a time)."""
 
 VARIANTS: dict[str, AgentConfig] = {
     "default": AgentConfig(),
@@ -238,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eps-quantile", type=float, default=0.01)
     parser.add_argument("--history", action="store_true", help="print the per-epoch diagnostics too")
     parser.add_argument("--reference-size", type=int, default=REFERENCE_SIZE, help="states whose decisions measure the kept share (rl-selector's reference_size)")
-    parser.add_argument("--passes", type=int, default=2, help="sweeps of the policy read-out (rl-selector's readout_passes)")
+    parser.add_argument("--readouts", nargs="+", default=[READOUT], metavar="PASSESxCHUNK",
+                        help="read-outs of each trained agent, e.g. 2x64 1x64 2x256 (rl-selector's readout_passes x readout_chunk); "
+                             "one row each, the agent trained once")
     parser.add_argument("--json", help="write every result to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -267,14 +272,20 @@ def main(argv: list[str] | None = None) -> int:
                                    eps_rule=args.eps_rule, eps_quantile=args.eps_quantile, shuffled_reward=broken,
                                    reference_size=args.reference_size)
                 seconds = time.perf_counter() - start
-                scores, kept, natural = decide(hook, ratio, seed, passes=args.passes)
-                row = evaluate(scores, kept, cover_result, data.duplicate_pairs, ratio, natural)
-                explained = [h["explained_variance"] for h in hook.history if not math.isnan(h["explained_variance"])]
-                row.update(variant=name, ratio=ratio, seed=seed, seconds=seconds, explained_variance=explained[-1] if explained else math.nan,
-                           history=hook.history, first_share=hook.readout_record["first_share"], price_shift=hook.readout_record["price_shift"])
-                results.append(row)
-                print(f"{name:<22}{ratio:>6.2f}{seed:>5}{natural:>9.3f}{row['agreement']:>7.3f}{row['agreement_rank']:>9.3f}"
-                      f"{row['dup_any']:>7.3f}{row['dup_both']:>6.3f}{1 - ratio**2:>7.3f}{row['explained_variance']:>7.2f}{seconds:>6.1f}", flush=True)
+                for readout in args.readouts:
+                    passes, chunk = (int(part) for part in readout.split("x"))
+                    started = time.perf_counter()
+                    scores, kept, natural = decide(hook, ratio, seed, passes=passes, chunk=chunk)
+                    row = evaluate(scores, kept, cover_result, data.duplicate_pairs, ratio, natural)
+                    explained = [h["explained_variance"] for h in hook.history if not math.isnan(h["explained_variance"])]
+                    label = name if args.readouts == [READOUT] else f"{name} {readout}"
+                    row.update(variant=label, ratio=ratio, seed=seed, seconds=seconds, readout_seconds=time.perf_counter() - started,
+                               readouts=hook.readout_record["readouts"], explained_variance=explained[-1] if explained else math.nan,
+                               history=hook.history, first_share=hook.readout_record["first_share"], price_shift=hook.readout_record["price_shift"])
+                    results.append(row)
+                    print(f"{label:<22}{ratio:>6.2f}{seed:>5}{natural:>9.3f}{row['agreement']:>7.3f}{row['agreement_rank']:>9.3f}"
+                          f"{row['dup_any']:>7.3f}{row['dup_both']:>6.3f}{1 - ratio**2:>7.3f}{row['explained_variance']:>7.2f}{seconds:>6.1f}"
+                          f"  read-out {row['readout_seconds']:.1f} s, {row['readouts']} sweep(s)", flush=True)
                 if args.history:
                     for h in hook.history:
                         print("   ", {k: round(v, 4) if isinstance(v, float) else v for k, v in h.items()})

@@ -41,11 +41,14 @@ import numpy as np
 import torch
 
 from rlselector import load_dataset, select
+from rlselector.bench.data import carve_validation
 from rlselector.bench.stats import mean_std
 from rlselector.data.base import Split
+from rlselector.data.transforms import BatchTransform
 from rlselector.recipes import get_recipe
 from rlselector.selection.policies import BAND
 from rlselector.train import train_model
+from rlselector.train.evaluate import evaluate
 
 
 def machine() -> str:
@@ -148,6 +151,8 @@ COMPARED_RUNS = (
     ("rl-selector", "rl-selector", {"recipe": "cpu"}),
     ("rl-selector, no critic", "rl-selector", {"recipe": "cpu", "variant": "no-critic"}),
     ("rl-selector, no set-aware state and reward", "rl-selector", {"recipe": "cpu", "agent": {"set_state": False, "set_weight": 0.0}}),
+    ("rl-selector, readout on eval features only", "rl-selector", {"recipe": "cpu", "readout_features": "eval"}),
+    ("rl-selector, readout on the bank and the input", "rl-selector", {"recipe": "cpu", "readout_features": "bank+input"}),
     ("rl-selector, readout on the bank", "rl-selector", {"recipe": "cpu", "readout_features": "bank"}),
     ("rl-selector, sampled decision", "rl-selector", {"recipe": "cpu", "decision": "sample"}),
     ("rl-selector, threshold decision", "rl-selector", {"recipe": "cpu", "decision": "threshold"}),
@@ -205,8 +210,15 @@ def redundancy_training(args) -> None:
     RL-Selector's selection and a random subset with as many samples, each training a fresh
     evaluation network with that seed (paired: same seed, same initialisation); final-epoch test top-1.
     Beside them the oracle that prunes exactly the copies (the original images, 1/1.2 of the set) and
-    a random subset of its size: how much a perfect de-duplication can gain over random at all."""
+    a random subset of its size: how much a perfect de-duplication can gain over random at all.
+
+    With ``--validation F`` a seeded class-stratified share F of the images is held out first (no copies
+    of it are made, no selection sees it), and every network is scored on it as well as on the test set:
+    the figure a choice between settings may rest on."""
     base = load_dataset("fashion-mnist", limit=args.limit, seed=0)
+    held = None
+    if args.validation:
+        base, held, _ = carve_validation(base, args.validation, seed=0)
     data, pairs, exact = with_duplicates(base, 0.2, seed=0, exact_share=args.exact_share)
     ratio = 1 / 1.2
     params = {"recipe": "cpu", **json.loads(args.params)}
@@ -215,21 +227,26 @@ def redundancy_training(args) -> None:
         sel = select(data, "rl-selector", ratio, seed, progress=False, **params)
         rand = select(data, "random", len(sel.indices) / len(data), seed, progress=False)
         oracle_random = select(data, "random", len(base) / len(data), seed, progress=False)
-        top1 = [evaluate_subset(subset, args.eval_epochs, seed)
-                for subset in (sel.subset(data), rand.subset(data), data.subset(np.arange(len(base)), tag="originals"), oracle_random.subset(data))]
+        scored = [evaluate_subset(subset, args.eval_epochs, seed, held=held)
+                  for subset in (sel.subset(data), rand.subset(data), data.subset(np.arange(len(base)), tag="originals"), oracle_random.subset(data))]
         member = float((~sel.mask[pairs[:, 0]] | ~sel.mask[pairs[:, 1]]).mean())
-        rows.append((seed, len(sel.indices), len(rand.indices), member, *top1))
+        rows.append((seed, len(sel.indices), len(rand.indices), member, [test for test, _ in scored], [val for _, val in scored]))
         print(rows[-1], flush=True)
     print(f"\nfashion-mnist {len(base):,} images + {len(pairs):,} copies ({int(exact.sum())} exact), keep 1/1.2; RL-Selector parameters "
-          f"{args.params}; evaluation ResNet-18 w16 {args.eval_epochs} epochs, final-epoch test top-1 %; {machine()}\n")
-    print("| seed | kept (rl / random) | pairs with a member pruned | rl-selector | random | difference | oracle: copies pruned | random of its size | difference |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for seed, n_rl, n_random, member, rl_top1, random_top1, oracle_top1, oracle_random_top1 in rows:
-        print(f"| {seed} | {n_rl} / {n_random} | {100 * member:.1f} % | {rl_top1:.2f} | {random_top1:.2f} | {rl_top1 - random_top1:+.2f} "
-              f"| {oracle_top1:.2f} | {oracle_random_top1:.2f} | {oracle_top1 - oracle_random_top1:+.2f} |")
-    means = [statistics.mean(r[k] for r in rows) for k in (4, 5, 6, 7)]
-    print(f"| **mean** | | | {means[0]:.2f} | {means[1]:.2f} | {_difference([r[4] - r[5] for r in rows])} "
-          f"| {means[2]:.2f} | {means[3]:.2f} | {_difference([r[6] - r[7] for r in rows])} |")
+          f"{args.params}; evaluation ResNet-18 w16 {args.eval_epochs} epochs, final-epoch top-1 %; {machine()}")
+    for name, column in (("validation", 5), ("test", 4)) if held is not None else (("test", 4),):
+        if held is not None:
+            print(f"\n**Validation** ({len(held):,} images held out of the training set, class-stratified, seed 0):" if name == "validation"
+                  else "\n**Test** (the test set):")
+        print("\n| seed | kept (rl / random) | pairs with a member pruned | rl-selector | random | difference | oracle: copies pruned | random of its size | difference |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for row in rows:
+            seed, n_rl, n_random, member, (rl, rand_, oracle, oracle_rand) = *row[:4], row[column]
+            print(f"| {seed} | {n_rl} / {n_random} | {100 * member:.1f} % | {rl:.2f} | {rand_:.2f} | {rl - rand_:+.2f} "
+                  f"| {oracle:.2f} | {oracle_rand:.2f} | {oracle - oracle_rand:+.2f} |")
+        means = [statistics.mean(r[column][k] for r in rows) for k in range(4)]
+        print(f"| **mean** | | | {means[0]:.2f} | {means[1]:.2f} | {_difference([r[column][0] - r[column][1] for r in rows])} "
+              f"| {means[2]:.2f} | {means[3]:.2f} | {_difference([r[column][2] - r[column][3] for r in rows])} |")
 
 
 def _difference(values: list[float]) -> str:
@@ -237,12 +254,15 @@ def _difference(values: list[float]) -> str:
     return f"**{statistics.mean(values):+.2f}** ± {spread:.2f}"
 
 
-def evaluate_subset(subset, epochs: int, seed: int) -> float:
-    """Final-epoch test top-1 of the ``cpu`` recipe's network trained from scratch on ``subset``."""
+def evaluate_subset(subset, epochs: int, seed: int, held: Split | None = None) -> tuple[float, float | None]:
+    """Final-epoch top-1 of the ``cpu`` recipe's network trained from scratch on ``subset``: on the test
+    set, and on ``held`` (a validation split; None: not scored)."""
     named = get_recipe("cpu")
     config = replace(named.train, epochs=epochs, seed=seed)
-    _, result = train_model(subset, model=named.model, width=named.width, config=config, progress=False)
-    return result.top1
+    net, result = train_model(subset, model=named.model, width=named.width, config=config, progress=False)
+    if held is None:
+        return result.top1, None
+    return result.top1, evaluate(net, held, BatchTransform.for_dataset(subset, augment=False))["top1"]
 
 
 def plus_minus(values: list[float]) -> str:
@@ -261,7 +281,7 @@ def quality(args) -> None:
                 sel = select(data, method, ratio, seed, progress=False, cache_dir=args.cache, **params)
                 if label == "rl-selector":
                     natural.setdefault(ratio, []).append(sel.manifest["natural_ratio"])
-                results.setdefault((label, ratio), []).append(evaluate_subset(sel.subset(data), args.eval_epochs, seed))
+                results.setdefault((label, ratio), []).append(evaluate_subset(sel.subset(data), args.eval_epochs, seed)[0])
                 print(f"ratio {ratio} seed {seed} {label}: top-1 {results[(label, ratio)][-1]:.2f}" + (f" natural {natural[ratio][-1]:.3f}" if label == "rl-selector" else ""), flush=True)
     print(f"\nfashion-mnist, {len(data):,} training images (stratified), selection recipe cpu; evaluation ResNet-18 w16 "
           f"{args.eval_epochs} epochs; final-epoch test top-1 %, mean ± std over seeds {args.seeds}; {machine()}\n")
@@ -312,8 +332,8 @@ def transfer(args) -> None:
                 row["full_s"].append(full_s)
                 row["transfer_s"].append(transfer_s)
                 row["overlap"].append(float((full.mask & moved.mask).sum() / max(1, full.mask.sum())))
-                row["full"].append(evaluate_subset(full.subset(data), args.eval_epochs, seed))
-                row["transfer"].append(evaluate_subset(moved.subset(data), args.eval_epochs, seed))
+                row["full"].append(evaluate_subset(full.subset(data), args.eval_epochs, seed)[0])
+                row["transfer"].append(evaluate_subset(moved.subset(data), args.eval_epochs, seed)[0])
                 print(f"seed {seed} ratio {ratio}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in row.items()), flush=True)
     print(f"\nfashion-mnist, {len(data):,} images; source selection rl-selector {args.source} (preset cpu, "
           f"{named.train.epochs} epochs), fine-tuned with init_from (recipe default epochs); evaluation ResNet-18 "
@@ -363,6 +383,7 @@ def main() -> None:
     p.add_argument("--exact-share", type=float, default=0.5)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--eval-epochs", type=int, default=5)
+    p.add_argument("--validation", type=float, default=0.0, help="share of the images held out (stratified) and scored beside the test set")
     _add_params(p)
     p = sub.add_parser("quality")
     p.add_argument("--limit", type=int, default=10000)

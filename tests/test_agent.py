@@ -14,13 +14,15 @@ import torch
 from rlselector.agent import (
     AgentConfig,
     SelectorAgent,
+    closest_context,
+    kept_set_context,
     normalised_cover,
     ratio_discrepancy,
     rescale_discrepancy,
     reward,
     reward_parts,
 )
-from rlselector.cover import Cover
+from rlselector.cover import Cover, Neighbours
 from rlselector.errors import InputError
 
 torch.set_num_threads(1)
@@ -83,6 +85,23 @@ def test_normalised_cover_by_hand():
     assert normalised_cover(result, 0.5, "centred").tolist() == pytest.approx([-0.375, 0.125, -0.125, 0.625])
     # Ranks from least to most covered: 0, 2, 1, 3 → (0, 2/4, 1/4, 3/4) − 0.5.
     assert normalised_cover(result, 0.5, "rank").tolist() == pytest.approx([-0.5, 0.0, -0.25, 0.25])
+
+
+def test_kept_set_context_in_two_spaces_by_hand():
+    # Sample 0's candidates: rows 1, 2 at 0.5 and 3.0 in space A (scale 1), rows 2, 3 at 0.2 and 0.4
+    # in space B (scale 0.5). Kept: 1 and 3, not 2.
+    kept = torch.tensor([True, True, False, True])
+    rows = torch.tensor([0])
+    space_a = (Neighbours(torch.tensor([[1, 2]] * 4), torch.tensor([[0.5, 3.0]] * 4)), torch.ones(4, dtype=torch.float64))
+    space_b = (Neighbours(torch.tensor([[2, 3]] * 4), torch.tensor([[0.2, 0.4]] * 4)), torch.full((4,), 0.5, dtype=torch.float64))
+    a = kept_set_context(*space_a, kept, rows)  # nearest kept: row 1 at 0.5/1; within scale: 1 of 2
+    b = kept_set_context(*space_b, kept, rows)  # nearest kept: row 3 at 0.4/0.5 = 0.8; within: 1 of 2
+    assert a[0].tolist() == pytest.approx([0.5, 0.5]) and b[0].tolist() == pytest.approx([0.8, 0.5])
+    # Close in either space covers: the smaller distance, the larger share.
+    far = torch.tensor([[1.5, 0.0]])
+    assert closest_context([a, b])[0].tolist() == pytest.approx([0.5, 0.5])
+    assert closest_context([far, b])[0].tolist() == pytest.approx([0.8, 0.5])
+    assert closest_context([b]) is b
 
 
 # --- losses by hand on a tiny batch ---------------------------------------------------------------------

@@ -209,3 +209,21 @@ def test_imagenet_refuses_an_unlabelled_flat_val_and_a_missing_size(tmp_path):
     (root / "val_labels.txt").unlink()
     with pytest.raises(InputError, match="no label file"):
         load_dataset(f"imagenet:{root}?size=16")
+
+
+def test_input_thumbnails_pool_by_hand_and_read_lazy_files_alike(tree):
+    from rlselector.data.base import Split
+    from rlselector.data.loader import input_thumbnails
+
+    # One 1-channel 4×4 image pooled to 2×2: the mean of each 2×2 block, in row order.
+    image = torch.tensor([[[[0, 2, 4, 6], [2, 4, 6, 8], [10, 10, 0, 0], [10, 10, 0, 4]]]], dtype=torch.uint8)
+    split = Split(image, torch.tensor([0]))
+    assert input_thumbnails(split, side=2).tolist() == [[2.0, 6.0, 10.0, 1.0]]
+    assert input_thumbnails(split, side=16).tolist() == [image.float().flatten().tolist()]  # never enlarged
+    # 120 RGB 8×8 images pooled to 4×4: (120, 3·4·4), the same from files as from memory.
+    memory, lazy = load_dataset(f"folder:{tree}?size=8"), load_dataset(f"folder:{tree}?size=8&lazy")
+    thumbs = input_thumbnails(lazy.train, side=4, batch_size=50)
+    assert thumbs.shape == (120, 48)
+    assert torch.equal(thumbs, input_thumbnails(memory.train, side=4))
+    expected = torch.nn.functional.avg_pool2d(memory.train.images[7:8].float(), 2).flatten()
+    assert torch.allclose(thumbs[7], expected)

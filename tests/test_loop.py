@@ -59,8 +59,10 @@ def plain_loop(data, loop, *, recipe=RECIPE, seed=0, seen=None):
 
 
 def test_rl_selector_in_a_plain_loop_writes_select_s_selection(data, tmp_path):
-    reference = select(data, "rl-selector", ratio=0.5, seed=0, recipe="cpu-tiny", epochs=3, out=tmp_path / "select", progress=False)
-    loop = SelectionLoop(data.train.labels, 0.5, "rl-selector", seed=0, recipe="cpu-tiny", epochs=3, progress=False)
+    # a loop given labels has no images to read the input's geometry from: both read the eval-mode features only
+    reference = select(data, "rl-selector", ratio=0.5, seed=0, recipe="cpu-tiny", epochs=3, readout_features="eval", out=tmp_path / "select",
+                       progress=False)
+    loop = SelectionLoop(data.train.labels, 0.5, "rl-selector", seed=0, recipe="cpu-tiny", epochs=3, readout_features="eval", progress=False)
     model = plain_loop(data, loop)
     # select() reads its decision off one eval-mode pass without augmentation; the loop takes the user's
     clean, _ = forward_split(model, data.train, BatchTransform.for_dataset(data, augment=False))

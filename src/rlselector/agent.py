@@ -301,6 +301,16 @@ def kept_set_context(neighbours: Neighbours, scale: torch.Tensor, kept: torch.Te
     return torch.stack([nearest, within], 1).float()
 
 
+def closest_context(contexts: list[torch.Tensor]) -> torch.Tensor:
+    """The kept-set context read in several spaces at once (the eval-mode features and the input, say):
+    a kept neighbour close in any one covers the sample, so the nearest is the smallest of the spaces'
+    relative distances and the share within scale the largest. One space: its context unchanged."""
+    if len(contexts) == 1:
+        return contexts[0]
+    stacked = torch.stack(contexts)
+    return torch.stack([stacked[:, :, 0].min(0).values, stacked[:, :, 1].max(0).values], 1)
+
+
 def set_aware_cover(static_hat: torch.Tensor, context: torch.Tensor, weight: float) -> torch.Tensor:
     """Ĉ with the set-aware term: ``static_hat + weight · max(0, 1 − nearest kept / scale)``. A sample a
     kept twin covers costs up to ``weight`` more to keep; once the twin goes, it costs nothing extra,

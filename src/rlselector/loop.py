@@ -192,7 +192,9 @@ class SelectionLoop(TrainHook):
         ``readout_features``: RL-Selector only, (N, d) features of every sample from one eval-mode
         pass of your model without augmentation, in which its read-out finds copies next to their
         originals (``select`` takes that pass itself). None: the last training forward's features,
-        where augmentation keeps copies apart (``BENCHMARKS.md``, "Redundancy")."""
+        where augmentation keeps copies apart (``BENCHMARKS.md``, "Redundancy"). A loop made with a
+        Dataset also reads the images (``readout_features`` parameter ``eval+input``, the default);
+        one made with labels only cannot."""
         self._refuse_finished()
         out_dir = check_out(out, overwrite=overwrite)
         if readout_features is not None:

@@ -97,6 +97,11 @@ class Split:
     def label_array(self) -> np.ndarray:
         return self.labels.numpy()
 
+    @property
+    def has_images(self) -> bool:
+        """False for a labels-only split (a user's loop hands rlselector labels, not images: shape (N, 0, 0, 0))."""
+        return all(int(size) > 0 for size in tuple(self.images.shape)[1:])
+
 
 @dataclass(frozen=True)
 class Dataset:

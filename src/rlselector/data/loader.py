@@ -39,3 +39,24 @@ def read_batches(split: Split, batches: Sequence[torch.Tensor], *, workers: int,
         generator=generator, prefetch_factor=2 if workers else None,
     )
     return iter(loader)
+
+
+THUMBNAIL_SIDE = 16
+"""Largest side of an input thumbnail: 28×28 Fashion-MNIST becomes 14×14, 224×224 ImageNet 16×16
+(768 numbers in colour), so the input's geometry stays small at any image size."""
+
+
+@torch.no_grad()
+def input_thumbnails(split: Split, *, side: int = THUMBNAIL_SIDE, batch_size: int = 512, workers: int = 0) -> torch.Tensor:
+    """(N, c·h·w) float32: every sample's stored image (no augmentation, no normalisation), average-pooled
+    to at most ``side`` × ``side`` per channel, in order. A model-free geometry: a copy of an image, exact
+    or with pixel noise, lies next to its original here whatever a network has learnt (the pooling also
+    averages the noise down), which a briefly trained network's features do not guarantee."""
+    batches = list(torch.arange(len(split)).split(batch_size))
+    rows = []
+    for _, images, _ in read_batches(split, batches, workers=workers, pin_memory=False, generator=torch.Generator()):
+        images = images.float()
+        if images.dim() == 4:
+            images = torch.nn.functional.adaptive_avg_pool2d(images, (min(side, images.shape[2]), min(side, images.shape[3])))
+        rows.append(images.reshape(len(images), -1))
+    return torch.cat(rows)

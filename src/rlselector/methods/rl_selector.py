@@ -11,13 +11,15 @@ through the training loop's per-minibatch hooks, so the target network trains on
   + ε-cover rank + set-aware term);
 - every epoch end: the ε-sample cover and each sample's nearest same-class neighbours are recomputed
   from the bank (``rlselector.cover``, blockwise); the first epoch only fills the bank;
-- at the end (``decision="policy"``, the default): the agent's own decision. One eval-mode pass of
-  the target without augmentation gives the geometry (in the training forward's augmented features a
-  copy is its original's nearest neighbour 11 % of the time, in eval mode 100 %: BENCHMARKS.md); the
-  deterministic policy then decides every sample in seeded order against the kept set the earlier
-  decisions left, its ratio price re-set for that geometry; if the kept share still lies outside
-  ``ratio ± 1`` point the top-k of the final keep scores is taken with k clipped into the band, and
-  the manifest records it. ``decision="sample"`` (a draw ∝ keep probability) stays an option; it is
+- at the end (``decision="policy"``, the default): the agent's own decision. The geometry is read in
+  two spaces: one eval-mode pass of the target without augmentation (in the training forward's
+  augmented features an exact copy is its original's nearest neighbour 11 % of the time, in eval mode
+  100 %, a copy with pixel noise 82 %: BENCHMARKS.md) and the images pooled to at most 16×16, where a
+  noisy copy lies next to its original whatever the network learnt; a kept neighbour close in either
+  covers the sample. The deterministic policy then decides every sample in seeded order against the
+  kept set the earlier decisions left, its ratio price re-set for that geometry; if the kept share
+  still lies outside ``ratio ± 1`` point the top-k of the final keep scores is taken with k clipped
+  into the band, and the manifest records it. ``decision="sample"`` (a draw ∝ keep probability) stays an option; it is
   mostly a random draw, and the manifest records the share of it the agent decided beyond chance.
 
 With ``--features`` the agent runs the same loop on those fixed features (no target network).
@@ -40,12 +42,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..agent import AgentConfig, SelectorAgent, StepStats, kept_set_context, neighbourhood_scale, normalised_cover, set_aware_cover
+from ..agent import (AgentConfig, SelectorAgent, StepStats, closest_context, kept_set_context, neighbourhood_scale, normalised_cover,
+                     set_aware_cover)
 from ..cover import EPSILON_RULES, Neighbours, cover, epsilon, greedy_set_aware_prune, nearest_neighbours
 from ..errors import InputError
 from ..io import atomic_write, atomic_write_bytes
 from ..recipes import RECIPES
 from ..selection.format import MANIFEST
+from ..data.loader import input_thumbnails
 from ..data.transforms import BatchTransform
 from ..selection.policies import BAND, apply_policy, band_decision, lift_kept, policy_sample
 from ..selection.method import MethodResult, SelectionContext, SelectionMethod, param, register_method
@@ -71,6 +75,12 @@ DECISIONS = ("policy", "threshold", "set-aware", "sample")
 
 CALIBRATION_SWEEPS = 16
 """At most this many read-outs re-set the ratio price for the policy decision's geometry."""
+
+READOUT_FEATURES = ("eval+input", "eval", "bank+input", "bank")
+"""Where the policy decision reads the kept set around a sample (see ``Params.readout_features``)."""
+
+Geometry = tuple[Neighbours, torch.Tensor]
+"""Each sample's candidate list (its nearest same-class samples) and neighbourhood scale in one space."""
 
 
 class SelectorHook(Observer):
@@ -226,36 +236,37 @@ class SelectorHook(Observer):
         if agent.config.set_state or agent.config.set_weight > 0:
             self.neighbours, self.scale = self.geometry(self.bank)
 
-    def geometry(self, features: torch.Tensor) -> tuple[Neighbours, torch.Tensor]:
+    def geometry(self, features: torch.Tensor) -> Geometry:
         """Candidate lists and neighbourhood scales of every sample in ``features``."""
         config = self._agent().config
         neighbours = nearest_neighbours(features, self.labels, config.neighbours, ranks=DistributedContext.current())
         return neighbours, neighbourhood_scale(neighbours, config)
 
-    def context(self, rows: torch.Tensor, kept: torch.Tensor | None = None,
-                geometry: tuple[Neighbours, torch.Tensor] | None = None) -> torch.Tensor:
+    def context(self, rows: torch.Tensor, kept: torch.Tensor | None = None, geometries: list[Geometry] | None = None) -> torch.Tensor:
         """The kept-set context of ``rows``: against ``kept`` (default: the latest deterministic decisions)
-        in ``geometry`` (default: the bank's at the last refresh)."""
-        neighbours, scale = geometry if geometry is not None else (self.neighbours, self.scale)
-        return kept_set_context(neighbours, scale, self.decisions if kept is None else kept, rows)
+        in ``geometries`` (default: the bank's at the last refresh; several: the closest, :func:`closest_context`)."""
+        kept = self.decisions if kept is None else kept
+        geometries = geometries or [(self.neighbours, self.scale)]
+        return closest_context([kept_set_context(neighbours, scale, kept, rows) for neighbours, scale in geometries])
 
     def states(self, rows: torch.Tensor, features: torch.Tensor | None = None, kept: torch.Tensor | None = None,
-               geometry: tuple[Neighbours, torch.Tensor] | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
+               geometries: list[Geometry] | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
         """The agent's states of ``rows``: their features (default: the bank's), with the kept-set context
         (``context`` when the caller already read it) when the configuration carries it."""
         features = self.bank[rows].float() if features is None else features.detach().to(self.bank.device, torch.float32)
         if not self._agent().config.set_state:
             return features
-        context = self.context(rows, kept, geometry) if context is None else context  # read on the CPU, from the candidate lists
+        context = self.context(rows, kept, geometries) if context is None else context  # read on the CPU, from the candidate lists
         return torch.cat([features, context.to(features.device)], 1)
 
-    def readout(self, geometry: tuple[Neighbours, torch.Tensor] | None, *, passes: int, chunk: int, seed: int
+    def readout(self, geometries: list[Geometry] | None, *, passes: int, chunk: int, seed: int
                 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         """The agent's own decision, taken in order: ``passes`` sweeps in seeded random order, ``chunk``
         samples at a time, each decided by the deterministic policy against the kept set as the earlier
-        decisions left it (so of two twins the later sees the earlier).
+        decisions left it (so of two twins the later sees the earlier), read in ``geometries`` (None: the
+        bank's; several: a kept neighbour close in any one counts).
 
-        Another geometry than the training's (the eval-mode features) moves the kept share, so the
+        Another geometry than the training's (the eval-mode features, the input) moves the kept share, so the
         ratio price ν is re-set for the read-out as it is during training: bracketed and bisected until
         the sweeps keep a share within half the band of the ratio (at most ``CALIBRATION_SWEEPS``
         read-outs). Returns (kept mask, keep scores against that final kept set, a record: the share
@@ -271,7 +282,7 @@ class SelectorHook(Observer):
             generator = torch.Generator().manual_seed(seed + 11)
             for _ in range(passes):
                 for rows in torch.randperm(n, generator=generator).split(chunk):
-                    kept[rows] = (agent.keep_scores(self.states(rows, kept=kept, geometry=geometry)) >= 0.5).cpu()
+                    kept[rows] = (agent.keep_scores(self.states(rows, kept=kept, geometries=geometries)) >= 0.5).cpu()
             return kept, float(kept.float().mean())
 
         base = agent.multiplier
@@ -292,7 +303,7 @@ class SelectorHook(Observer):
                 agent.multiplier = base + shift
                 kept, share = sweep()
                 record.update(price_shift=shift, readouts=record["readouts"] + 1)
-        scores = agent.keep_scores(self.states(torch.arange(n), kept=kept, geometry=geometry)).cpu()
+        scores = agent.keep_scores(self.states(torch.arange(n), kept=kept, geometries=geometries)).cpu()
         agent.multiplier = base
         return kept, scores, record
 
@@ -363,9 +374,13 @@ class RLSelector(SelectionMethod, ObservingMethod):
                                         "stochastic policy, chance ∝ keep probability: mostly a random draw, the manifest records the share "
                                         "decided beyond chance); set-aware (same count; lowest score pruned first among covered samples)",
                              choices=DECISIONS)
-        readout_features: str = param("eval", "where the policy decision reads the kept set around a sample: eval (one eval-mode pass of the "
-                                              "target without augmentation, where copies lie next to their originals) or bank (the training "
-                                              "forward's features)", choices=("eval", "bank"))
+        readout_features: str = param("eval+input", "where the policy decision reads the kept set around a sample: eval+input (one "
+                                                    "eval-mode pass of the target without augmentation, and the images themselves "
+                                                    "pooled to at most 16×16: a kept neighbour close in either counts; noisy copies on "
+                                                    "Fashion-MNIST 100 % pruned, 58 % with eval alone, BENCHMARKS 'Redundancy'), eval, "
+                                                    "bank+input, bank "
+                                                    "(the training forward's features, where augmentation keeps copies apart); with "
+                                                    "--features the input is not read", choices=READOUT_FEATURES)
         readout_passes: int = param(2, "policy decision: sweeps over the data", ge=1)
         readout_chunk: int = param(64, "policy decision: samples decided together in a sweep", ge=1)
         decision_rounds: int = param(20, "set-aware decision: pruning rounds, each one cover pass over the kept samples", ge=1)
@@ -438,7 +453,7 @@ class RLSelector(SelectionMethod, ObservingMethod):
                 hook.load_state_dict(state, ratio_changes=True)
             net, _ = train_target(ctx.dataset, named, recipe, workdir=ctx.workdir, resume=ctx.resume, progress=ctx.progress, hooks=[hook],
                                   model=model, factory=ctx.model, runtime=ctx.runtime)
-            if p.decision == "policy" and p.readout_features == "eval":
+            if p.decision == "policy" and p.readout_features.startswith("eval"):
                 started_pass = time.perf_counter()
                 readout, _ = forward_split(net, ctx.dataset.train, BatchTransform.for_dataset(ctx.dataset, augment=False))
                 ctx.cost.decision_s = time.perf_counter() - started_pass
@@ -478,10 +493,11 @@ class RLSelector(SelectionMethod, ObservingMethod):
         info: dict[str, Any] = {}
         started_decision = time.perf_counter()
         if p.decision == "policy":
-            geometry = hook.geometry(torch.from_numpy(readout_features).to(hook.bank.device)) if readout_features is not None else None
-            natural_mask, final, info["readout"] = hook.readout(geometry, passes=p.readout_passes, chunk=p.readout_chunk, seed=ctx.seed)
+            spaces = self._readout_spaces(ctx, hook, readout_features)
+            geometries = [hook.geometry(space) if space is not None else (hook.neighbours, hook.scale) for space in spaces.values()]
+            natural_mask, final, info["readout"] = hook.readout(geometries, passes=p.readout_passes, chunk=p.readout_chunk, seed=ctx.seed)
             scores, natural_mask = final.double().numpy(), natural_mask.numpy()
-            info["readout_features"] = p.readout_features if readout_features is not None else "bank"
+            info["readout_features"] = "+".join(spaces)
         else:
             scores = hook.final_scores().double().numpy()
             natural_mask = scores >= 0.5
@@ -516,6 +532,17 @@ class RLSelector(SelectionMethod, ObservingMethod):
                 **info,
             },
         )
+
+    def _readout_spaces(self, ctx: SelectionContext, hook: SelectorHook, readout_features: np.ndarray | None) -> dict[str, torch.Tensor | None]:
+        """The spaces the policy decision reads the kept set in, by name: the eval-mode features when given
+        (else the bank: None, its geometry from the last refresh), and the input's thumbnails when the
+        parameter asks for them and the images are at hand (not with ``--features``, nor in a loop given
+        labels only)."""
+        spaces: dict[str, torch.Tensor | None] = {"eval": torch.from_numpy(readout_features).to(hook.bank.device)} \
+            if readout_features is not None else {"bank": None}
+        if self.params.readout_features.endswith("+input") and ctx.features is None and ctx.dataset.train.has_images:
+            spaces["input"] = input_thumbnails(ctx.dataset.train).to(hook.bank.device)
+        return spaces
 
     def _redecided(self, ctx: SelectionContext, bank: torch.Tensor, scores: np.ndarray, kept: np.ndarray) -> np.ndarray:
         """The same number kept (per class when class-balanced) as the threshold decision, chosen again:
