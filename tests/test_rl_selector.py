@@ -50,6 +50,21 @@ class TestCoverStaticOnFeatures(MethodContract):
         return super().run(data, seed=seed, **kwargs)
 
 
+def with_noisy_copies(digits, sigma: float, rng: np.random.Generator, name: str):
+    """``digits`` plus copies of 300 of its images with Gaussian pixel noise of ``sigma`` grey levels;
+    returns (dataset, original rows, their copies' rows)."""
+    from dataclasses import replace
+
+    from rlselector.data.base import Split
+
+    originals = np.sort(rng.choice(len(digits), 300, replace=False))
+    images = digits.train.images[torch.from_numpy(originals)]
+    noisy = (images.float() + torch.from_numpy(rng.normal(0, sigma, images.shape)).float()).round().clamp(0, 255).to(images.dtype)
+    labels = torch.cat([digits.train.labels, digits.train.labels[torch.from_numpy(originals)]])
+    data = replace(digits, name=name, train=Split(torch.cat([digits.train.images, noisy]), labels))
+    return data, originals, len(digits) + np.arange(300)
+
+
 def test_policy_sample_draws_in_proportion_to_the_keep_probability():
     # One draw: the chance of i is p_i / Σp = 0.1, 0.3, 0.6; over 20,000 seeded draws within 0.01.
     rng = np.random.default_rng(0)
@@ -129,18 +144,8 @@ def test_every_decision_of_a_set_aware_agent_drops_one_of_each_duplicate_pair(di
     the pairs). The default agent and decision prune a member of every pair; so do its threshold and
     set-aware read-outs. The same agent without the kept-set state and reward does not (measured:
     see the assertions)."""
-    import torch
-    from dataclasses import replace
-
-    from rlselector.data.base import Split
-
-    rng = np.random.default_rng(0)
-    originals = np.sort(rng.choice(len(digits), 300, replace=False))
-    images = digits.train.images[torch.from_numpy(originals)]
-    noisy = (images.float() + torch.from_numpy(rng.normal(0, 0.3, images.shape)).float()).round().clamp(0, 255).to(images.dtype)
-    labels = torch.cat([digits.train.labels, digits.train.labels[torch.from_numpy(originals)]])
-    data = replace(digits, name="digits+dup", train=Split(torch.cat([digits.train.images, noisy]), labels))
-    pairs = np.stack([originals, len(digits) + np.arange(300)], 1)
+    data, originals, copies = with_noisy_copies(digits, 0.3, np.random.default_rng(0), "digits+dup")
+    pairs = np.stack([originals, copies], 1)
     pruned_member, kept = {}, {}
     runs = {"policy": {}, "threshold": {"decision": "threshold"}, "set-aware": {"decision": "set-aware"},
             "set-aware, random uncovered": {"decision": "set-aware", "random_uncovered": True}, "sample": {"decision": "sample"},
@@ -167,18 +172,10 @@ def test_the_input_geometry_finds_copies_the_features_keep_apart(digits):
     agent learns in a loop on those features. Reading the input as well (``eval+input``, the default)
     prunes a member of every pair; the features alone (``eval``) cannot do better than random (a
     random half: 0.75). Measured: 1.00 against 0.75."""
-    from dataclasses import replace
-
     from rlselector import SelectionLoop
-    from rlselector.data.base import Split
 
     rng = np.random.default_rng(0)
-    originals = np.sort(rng.choice(len(digits), 300, replace=False))
-    images = digits.train.images[torch.from_numpy(originals)]
-    noisy = (images.float() + torch.from_numpy(rng.normal(0, 8.0, images.shape)).float()).round().clamp(0, 255).to(images.dtype)
-    labels = torch.cat([digits.train.labels, digits.train.labels[torch.from_numpy(originals)]])
-    data = replace(digits, name="digits+noisy", train=Split(torch.cat([digits.train.images, noisy]), labels))
-    copies = len(digits) + np.arange(300)
+    data, originals, copies = with_noisy_copies(digits, 8.0, rng, "digits+noisy")
     features = rng.normal(0, 1, (len(data), 32)).astype(np.float32)  # a network that learnt nothing: copies are anywhere
     pruned_member, recorded = {}, {}
     for readout in ("eval+input", "eval"):

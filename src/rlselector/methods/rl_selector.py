@@ -493,11 +493,11 @@ class RLSelector(SelectionMethod, ObservingMethod):
         info: dict[str, Any] = {}
         started_decision = time.perf_counter()
         if p.decision == "policy":
-            spaces = self._readout_spaces(ctx, hook, readout_features)
-            geometries = [hook.geometry(space) if space is not None else (hook.neighbours, hook.scale) for space in spaces.values()]
-            natural_mask, final, info["readout"] = hook.readout(geometries, passes=p.readout_passes, chunk=p.readout_chunk, seed=ctx.seed)
+            geometries = self._readout_geometries(ctx, hook, readout_features)
+            natural_mask, final, info["readout"] = hook.readout(list(geometries.values()), passes=p.readout_passes, chunk=p.readout_chunk,
+                                                                seed=ctx.seed)
             scores, natural_mask = final.double().numpy(), natural_mask.numpy()
-            info["readout_features"] = "+".join(spaces)
+            info["readout_features"] = "+".join(geometries)
         else:
             scores = hook.final_scores().double().numpy()
             natural_mask = scores >= 0.5
@@ -533,16 +533,15 @@ class RLSelector(SelectionMethod, ObservingMethod):
             },
         )
 
-    def _readout_spaces(self, ctx: SelectionContext, hook: SelectorHook, readout_features: np.ndarray | None) -> dict[str, torch.Tensor | None]:
-        """The spaces the policy decision reads the kept set in, by name: the eval-mode features when given
-        (else the bank: None, its geometry from the last refresh), and the input's thumbnails when the
-        parameter asks for them and the images are at hand (not with ``--features``, nor in a loop given
-        labels only)."""
-        spaces: dict[str, torch.Tensor | None] = {"eval": torch.from_numpy(readout_features).to(hook.bank.device)} \
-            if readout_features is not None else {"bank": None}
+    def _readout_geometries(self, ctx: SelectionContext, hook: SelectorHook, readout_features: np.ndarray | None) -> dict[str, Geometry]:
+        """The geometries the policy decision reads the kept set in, by space: the eval-mode features when
+        given (else the bank's, from the last refresh), and the input's thumbnails when the parameter asks
+        for them and the images are at hand (not with ``--features``, nor in a loop given labels only)."""
+        geometries = {"eval": hook.geometry(torch.from_numpy(readout_features).to(hook.bank.device))} if readout_features is not None \
+            else {"bank": (hook.neighbours, hook.scale)}
         if self.params.readout_features.endswith("+input") and ctx.features is None and ctx.dataset.train.has_images:
-            spaces["input"] = input_thumbnails(ctx.dataset.train).to(hook.bank.device)
-        return spaces
+            geometries["input"] = hook.geometry(input_thumbnails(ctx.dataset.train).to(hook.bank.device))
+        return geometries
 
     def _redecided(self, ctx: SelectionContext, bank: torch.Tensor, scores: np.ndarray, kept: np.ndarray) -> np.ndarray:
         """The same number kept (per class when class-balanced) as the threshold decision, chosen again:
