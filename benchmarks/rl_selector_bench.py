@@ -152,6 +152,7 @@ COMPARED_RUNS = (
     ("rl-selector, no critic", "rl-selector", {"recipe": "cpu", "variant": "no-critic"}),
     ("rl-selector, no set-aware state and reward", "rl-selector", {"recipe": "cpu", "agent": {"set_state": False, "set_weight": 0.0}}),
     ("rl-selector, readout on eval features only", "rl-selector", {"recipe": "cpu", "readout_features": "eval"}),
+    ("rl-selector, readout counting every image", "rl-selector", {"recipe": "cpu", "readout_input_within": None}),
     ("rl-selector, readout on the bank and the input", "rl-selector", {"recipe": "cpu", "readout_features": "bank+input"}),
     ("rl-selector, readout on the bank", "rl-selector", {"recipe": "cpu", "readout_features": "bank"}),
     ("rl-selector, sampled decision", "rl-selector", {"recipe": "cpu", "decision": "sample"}),
@@ -254,12 +255,12 @@ def _difference(values: list[float]) -> str:
     return f"**{statistics.mean(values):+.2f}** ± {spread:.2f}"
 
 
-def evaluate_subset(subset, epochs: int, seed: int, held: Split | None = None) -> tuple[float, float | None]:
-    """Final-epoch top-1 of the ``cpu`` recipe's network trained from scratch on ``subset``: on the test
-    set, and on ``held`` (a validation split; None: not scored)."""
+def evaluate_subset(subset, epochs: int, seed: int, held: Split | None = None, width: int | None = None) -> tuple[float, float | None]:
+    """Final-epoch top-1 of the ``cpu`` recipe's network (``width``: another width) trained from scratch
+    on ``subset``: on the test set, and on ``held`` (a validation split; None: not scored)."""
     named = get_recipe("cpu")
     config = replace(named.train, epochs=epochs, seed=seed)
-    net, result = train_model(subset, model=named.model, width=named.width, config=config, progress=False)
+    net, result = train_model(subset, model=named.model, width=width or named.width, config=config, progress=False)
     if held is None:
         return result.top1, None
     return result.top1, evaluate(net, held, BatchTransform.for_dataset(subset, augment=False))["top1"]

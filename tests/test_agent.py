@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from rlselector.agent import (
+    NEAREST_CAP,
     AgentConfig,
     SelectorAgent,
     closest_context,
@@ -21,6 +22,7 @@ from rlselector.agent import (
     rescale_discrepancy,
     reward,
     reward_parts,
+    within_share,
 )
 from rlselector.cover import Cover, Neighbours
 from rlselector.errors import InputError
@@ -102,6 +104,20 @@ def test_kept_set_context_in_two_spaces_by_hand():
     assert closest_context([a, b])[0].tolist() == pytest.approx([0.5, 0.5])
     assert closest_context([far, b])[0].tolist() == pytest.approx([0.8, 0.5])
     assert closest_context([b]) is b
+
+
+def test_within_share_keeps_only_the_near_copies_by_hand():
+    # Scale 1.0 for row 0, 2.0 for row 1. Share 0.4: row 0 keeps distances < 0.4 (0.1), row 1 < 0.8
+    # (0.1 and 0.5); the rest become absent (−1 / inf), so a kept far neighbour no longer covers.
+    neighbours = Neighbours(torch.tensor([[1, 2, 3], [0, 2, 3]]), torch.tensor([[0.1, 0.5, 1.0], [0.1, 0.5, 1.0]]))
+    scale = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    cut = within_share(neighbours, scale, 0.4)
+    assert cut.index.tolist() == [[1, -1, -1], [0, 2, -1]]
+    assert cut.distance.tolist() == [[pytest.approx(0.1), math.inf, math.inf], [pytest.approx(0.1), 0.5, math.inf]]
+    kept = torch.tensor([False, False, True, True])  # row 0's only kept candidates (2, 3) are beyond the cut
+    assert kept_set_context(cut, scale, kept, torch.tensor([0]))[0].tolist() == pytest.approx([NEAREST_CAP, 0.0])
+    # uncut: the nearest kept is row 2 at 0.5; rows 2 and 3 (0.5, 1.0) lie within the scale: 2 of 3
+    assert kept_set_context(neighbours, scale, kept, torch.tensor([0]))[0].tolist() == pytest.approx([0.5, 2 / 3])
 
 
 # --- losses by hand on a tiny batch ---------------------------------------------------------------------

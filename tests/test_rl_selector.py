@@ -165,33 +165,55 @@ def test_every_decision_of_a_set_aware_agent_drops_one_of_each_duplicate_pair(di
     assert pruned_member["no set-aware state, threshold"] < 0.9, pruned_member  # round 1's agent: 0.70
 
 
+def loop_selection(data, features: np.ndarray, **params):
+    """Half of ``data`` selected by RL-Selector in a loop that feeds ``features`` for 6 seeded epochs and
+    reads the kept set out in them (and the images, as ``params`` say)."""
+    from rlselector import SelectionLoop
+
+    loop = SelectionLoop(data, 0.5, "rl-selector", seed=0, epochs=6, progress=False, **params)
+    order = torch.Generator().manual_seed(0)
+    for _ in range(6):
+        for index in torch.randperm(len(data), generator=order).split(128):
+            loop.observe(index, features=torch.from_numpy(features[index.numpy()]))
+        loop.end_epoch()
+    return loop.finish(readout_features=features)
+
+
 def test_the_input_geometry_finds_copies_the_features_keep_apart(digits):
     """300 digits images copied with pixel noise (σ = 8 grey levels, as in BENCHMARKS "Redundancy"), and
     features in which every sample, copy or not, lies anywhere (a network that learnt nothing; on
     Fashion-MNIST a briefly trained one's eval-mode features left 42 % of such pairs whole). The
-    agent learns in a loop on those features. Reading the input as well (``eval+input``, the default)
-    prunes a member of every pair; the features alone (``eval``) cannot do better than random (a
-    random half: 0.75). Measured: 1.00 against 0.75."""
-    from rlselector import SelectionLoop
-
+    agent learns in a loop on those features. Reading the input as well (``eval+input``, the default,
+    the images counted for near-copies only: within 0.4 of the scale, where these copies lie within
+    0.31 and natural nearest neighbours from 0.56) prunes a member of every pair, as does counting
+    every image; the features alone (``eval``) cannot do better than random (a random half: 0.75).
+    Measured: 1.00 against 0.75. Cut at 0.1 the copies fall outside too and the result is chance (0.76)."""
     rng = np.random.default_rng(0)
     data, originals, copies = with_noisy_copies(digits, 8.0, rng, "digits+noisy")
     features = rng.normal(0, 1, (len(data), 32)).astype(np.float32)  # a network that learnt nothing: copies are anywhere
+    readouts = {"eval+input": {}, "every image": {"readout_input_within": None}, "too narrow": {"readout_input_within": 0.1},
+                "eval": {"readout_features": "eval"}}
     pruned_member, recorded = {}, {}
-    for readout in ("eval+input", "eval"):
-        loop = SelectionLoop(data, 0.5, "rl-selector", seed=0, epochs=6, progress=False, readout_features=readout)
-        order = torch.Generator().manual_seed(0)
-        for _ in range(6):
-            for index in torch.randperm(len(data), generator=order).split(128):
-                loop.observe(index, features=torch.from_numpy(features[index.numpy()]))
-            loop.end_epoch()
-        sel = loop.finish(readout_features=features)
+    for readout, params in readouts.items():
+        sel = loop_selection(data, features, **params)
         pruned_member[readout] = float((~sel.mask[originals] | ~sel.mask[copies]).mean())
         recorded[readout] = sel.manifest["readout_features"]
         assert abs(len(sel.indices) / len(data) - 0.5) <= 0.011
-    assert recorded == {"eval+input": "eval+input", "eval": "eval"}
-    assert pruned_member["eval+input"] >= 0.95, pruned_member
-    assert pruned_member["eval"] <= 0.85, pruned_member  # the features alone: chance
+    assert recorded == {"eval+input": "eval+input", "every image": "eval+input", "too narrow": "eval+input", "eval": "eval"}
+    assert pruned_member["eval+input"] >= 0.95 and pruned_member["every image"] >= 0.95, pruned_member
+    assert pruned_member["eval"] <= 0.85 and pruned_member["too narrow"] <= 0.85, pruned_member  # the features alone: chance
+
+
+def test_without_near_copies_the_default_read_out_is_the_features_own(digits):
+    """On data without copies the images, counted for near-copies only (the default), leave the
+    decision to the features: the kept set is the ``eval`` read-out's but for a handful of samples.
+    Counting every image (the default until 2026-12-02) moves many decisions by pixel likeness."""
+    features = np.random.default_rng(0).normal(0, 1, (len(digits), 32)).astype(np.float32)
+    masks = {name: loop_selection(digits, features, **params).mask
+             for name, params in {"default": {}, "every image": {"readout_input_within": None}, "eval": {"readout_features": "eval"}}.items()}
+    moved = {name: int((masks[name] != masks["eval"]).sum()) for name in ("default", "every image")}  # measured: 0 and 502 of 1,437
+    assert moved["default"] <= 0.01 * len(digits), moved
+    assert moved["every image"] >= 0.05 * len(digits), moved
 
 
 def test_bad_inputs_refused_before_work(tmp_path, digits):

@@ -301,6 +301,14 @@ def kept_set_context(neighbours: Neighbours, scale: torch.Tensor, kept: torch.Te
     return torch.stack([nearest, within], 1).float()
 
 
+def within_share(neighbours: Neighbours, scale: torch.Tensor, share: float) -> Neighbours:
+    """The candidate lists cut to the neighbours closer than ``share`` of each row's neighbourhood scale
+    (the others become −1 / inf, as absent ones are): below 1, a space that counts only near-copies."""
+    close = neighbours.distance.double() < share * scale[:, None]
+    return Neighbours(torch.where(close, neighbours.index, torch.full_like(neighbours.index, -1)),
+                      torch.where(close, neighbours.distance, torch.full_like(neighbours.distance, math.inf)))
+
+
 def closest_context(contexts: list[torch.Tensor]) -> torch.Tensor:
     """The kept-set context read in several spaces at once (the eval-mode features and the input, say):
     a kept neighbour close in any one covers the sample, so the nearest is the smallest of the spaces'
