@@ -3,7 +3,7 @@
 The read-out (``readout_features``, ``readout_input_within``) acts only after the target network and the
 agent have trained, so one selection per (ratio, seed) serves every candidate: its finished work
 directory is copied and the selection resumed with the candidate's read-out, which re-runs only the
-decision. Each kept set, and a random one of the same size, trains the ``cpu-full`` grid's evaluation
+decision. Each kept set, and a random one of the first's size, trains the ``cpu-full`` grid's evaluation
 network (ResNet-18 width 8, the ``cpu`` recipe) with the same evaluation seed, paired; it is scored on a
 seeded, class-stratified hold-out of the training images (no selection sees it) and on the test set.
 Choose on the validation columns; the test columns are reported, not chosen on.
@@ -38,6 +38,7 @@ CANDIDATES = {
     "eval": {"readout_features": "eval", "readout_input_within": None},
 }
 """Read-outs compared, by label; the first trains the target and the agent, the others read its result out."""
+TRAINED = next(iter(CANDIDATES))
 
 
 def selection_of(data, out: Path, ratio: float, seed: int, params: dict, base: Path):
@@ -79,11 +80,11 @@ def main() -> None:
             cell = args.out / f"r{ratio:.2f}-s{seed}"
             base = cell / "trained"
             for label, params in CANDIDATES.items():
-                where = base if label == next(iter(CANDIDATES)) else cell / label.replace(", ", "-").replace(" ", "_")
+                where = base if label == TRAINED else cell / label.replace(", ", "-").replace(" ", "_")
                 sel = selection_of(data, where, ratio, seed, params, base)
                 results.setdefault((ratio, label), {})[seed] = scored(where / "eval.json", sel.subset(data), args.eval_epochs,
                                                                       args.eval_width, seed, held)
-                if label == "eval+input":
+                if label == TRAINED:
                     rand = select(data, "random", len(sel.indices) / len(data), seed, progress=False)
                     results.setdefault((ratio, "random"), {})[seed] = scored(cell / "random.json", rand.subset(data), args.eval_epochs,
                                                                              args.eval_width, seed, held)
@@ -92,17 +93,16 @@ def main() -> None:
           f"w{args.eval_width}, {args.eval_epochs} epochs, final-epoch top-1 %, paired by seed; {machine()}")
     for split in ("validation", "test"):
         print(f"\n**{split}**: mean top-1, and the paired difference from random (mean, 95 % CI, n = seeds)\n")
-        first = next(iter(CANDIDATES))
-        print(f"| ratio | read-out | top-1 | − random | 95 % CI | − {first} | 95 % CI |")
+        print(f"| ratio | read-out | top-1 | − random | 95 % CI | − {TRAINED} | 95 % CI |")
         print("|---:|---|---:|---:|---|---:|---|")
         for ratio in args.ratios:
             rand = {s: r[split] for s, r in results[(ratio, "random")].items()}
-            base = {s: r[split] for s, r in results[(ratio, first)].items()}
+            base = {s: r[split] for s, r in results[(ratio, TRAINED)].items()}
             print(f"| {ratio:.0%} | random | {np.mean(list(rand.values())):.2f} | | | | |")
             for label in CANDIDATES:
                 ours = {s: r[split] for s, r in results[(ratio, label)].items()}
                 cells = [f"{np.mean(list(ours.values())):.2f}"]
-                for d in (paired_difference(ours, rand), paired_difference(ours, base) if label != first else None):
+                for d in (paired_difference(ours, rand), paired_difference(ours, base) if label != TRAINED else None):
                     cells += ["", ""] if d is None else [f"**{d.mean:+.2f}**", f"{d.low:+.2f} … {d.high:+.2f}" if d.low is not None else "one seed"]
                 print(f"| {ratio:.0%} | {label} | " + " | ".join(cells) + " |")
 
