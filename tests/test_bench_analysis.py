@@ -52,6 +52,11 @@ def test_sampling_and_equal_size_comparison():
     assert result["dunn_full"] == sampled_dunn(x, y, 150, seed=0)
     assert result["dunn_selected"] == sampled_dunn(x[kept], y[kept], 150, seed=0)
     assert result["change_pct"] == pytest.approx(100 * (result["dunn_selected"] / result["dunn_full"] - 1))
+    assert result["dunn_whole"] == sampled_dunn(x, y, 150, seed=0)  # the whole set, sampled to max_samples
+    assert result["change_whole_pct"] == pytest.approx(100 * (result["dunn_selected"] / result["dunn_whole"] - 1))
+    whole = selection_dunn(x, y, kept, max_samples=1000, seed=0)  # nothing sampled: 200 kept against all 500
+    assert whole["dunn_whole"] == dunn_index(x, y) and whole["dunn_full"] == sampled_dunn(x, y, 200, seed=0)
+    assert whole["change_whole_pct"] == pytest.approx(100 * (dunn_index(x[kept], y[kept]) / dunn_index(x, y) - 1))
 
 
 def test_dunn_index_refuses_one_class():

@@ -65,6 +65,15 @@ def test_table_pairs_by_seed_and_falls_back_to_welch_without_pairs():
     assert entry.test == WELCH_TEST and entry.p == pytest.approx(expected) and entry.p > 0.05
 
 
+def test_a_signed_mean_keeps_its_sign_and_the_std_has_none():
+    from rlselector.bench.render import entry_text
+
+    records = [{"method": "m", "ratio": 0.9, "seed": s, "change": v} for s, v in enumerate([1.0, 4.0, -2.0])]
+    table = build_table(records, title="t", row=lambda r: r["method"], column=lambda r: r["ratio"], value=lambda r: r["change"],
+                        test=False, mark_best=False, fmt="{:+.1f}")
+    assert entry_text(table, "m", 0.9) == "+1.0 ± 3.0"
+
+
 def test_difference_table_holds_the_paired_ci():
     table = difference_table(_records({"random": B, "el2n": A}), title="d", row=lambda r: r["method"], column=lambda r: r["ratio"],
                              value=lambda r: r["top1"])

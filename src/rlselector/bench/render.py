@@ -78,7 +78,8 @@ def entry_text(table: Table, row: Any, column: Any, *, bold: tuple[str, str] = (
     if e.low is not None:
         text = f"{table.fmt.format(e.mean)} [{table.fmt.format(e.low)}, {table.fmt.format(e.high)}]"
     else:
-        text = table.fmt.format(e.mean) + (f" ± {table.fmt.format(e.std)}" if e.n > 1 else "")
+        spread = table.fmt.replace("{:+", "{:")  # a signed format is for the mean: the std has no sign
+        text = table.fmt.format(e.mean) + (f" ± {spread.format(e.std)}" if e.n > 1 else "")
     if e.best:
         text = f"{bold[0]}{text}{bold[1]}"
     if e.significant:

@@ -70,5 +70,5 @@ def _cell_row(record: dict[str, Any]) -> dict[str, Any]:
         "n_train": record.get("n_train"), "n_kept": sel.get("n_kept"), "ratio_achieved": sel.get("ratio_achieved"),
         "selection_s": sel.get("selection_s"), "proxy_s": sel.get("proxy_s"), "cost_s": sel.get("cost_s"),
         "train_s": record.get("train_s"), "dunn_selected": record.get("dunn_selected"), "dunn_full": record.get("dunn_full"),
-        "label": record.get("label"),
+        "dunn_whole": record.get("dunn_whole"), "label": record.get("label"),
     }
