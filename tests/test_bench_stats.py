@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from rlselector.bench.eta import Eta, duration
+from rlselector.bench.render import entry_text
 from rlselector.bench.stats import (
     PAIRED_TEST, WELCH_TEST, bootstrap_rank_range, build_table, competition_ranks, difference_table, paired_difference, rank_table,
 )
@@ -66,8 +67,6 @@ def test_table_pairs_by_seed_and_falls_back_to_welch_without_pairs():
 
 
 def test_a_signed_mean_keeps_its_sign_and_the_std_has_none():
-    from rlselector.bench.render import entry_text
-
     records = [{"method": "m", "ratio": 0.9, "seed": s, "change": v} for s, v in enumerate([1.0, 4.0, -2.0])]
     table = build_table(records, title="t", row=lambda r: r["method"], column=lambda r: r["ratio"], value=lambda r: r["change"],
                         test=False, mark_best=False, fmt="{:+.1f}")
