@@ -21,22 +21,18 @@ Resumable: every training's result is stored under ``--out`` and read back on a 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).parent))
 from resolution import seeds_needed  # noqa: E402
-from rl_selector_bench import evaluate_subset, machine  # noqa: E402
+from rl_selector_bench import machine, stored_evaluation  # noqa: E402
 
 from rlselector import load_dataset, select  # noqa: E402
-from rlselector.io import atomic_write_json  # noqa: E402
+from rlselector.bench.stats import paired_difference  # noqa: E402
 
 
 def twin_of(kept: np.ndarray, labels: np.ndarray, swap: int, seed: int) -> np.ndarray:
@@ -49,17 +45,6 @@ def twin_of(kept: np.ndarray, labels: np.ndarray, swap: int, seed: int) -> np.nd
         candidates = np.flatnonzero(~was_kept & ~kept_mask & (labels == labels[leaving]))  # a sample that left stays out
         kept_mask[leaving], kept_mask[rng.choice(candidates)] = False, True
     return np.flatnonzero(kept_mask)
-
-
-def trained(path: Path, subset, epochs: int, width: int, seed: int) -> dict:
-    """Final-epoch test top-1 and CPU seconds of one evaluation training (stored: a rerun reads it back)."""
-    if path.exists():
-        return json.loads(path.read_text())
-    started = time.process_time()
-    top1, _ = evaluate_subset(subset, epochs, seed, width=width)
-    record = {"top1": top1, "cpu_s": time.process_time() - started, "kept": len(subset)}
-    atomic_write_json(path, record)
-    return record
 
 
 def main() -> None:
@@ -84,27 +69,26 @@ def main() -> None:
         cpu = []
         for seed in args.seeds:
             for name, indices in sets.items():
-                record = trained(args.out / f"e{epochs}-w{width}" / f"{name}-s{seed}.json", data.subset(indices), epochs, width, seed)
-                top1[name][seed] = record["top1"]
+                record = stored_evaluation(args.out / f"e{epochs}-w{width}" / f"{name}-s{seed}.json", data.subset(indices), epochs, seed,
+                                           width=width)
+                top1[name][seed] = record["test"]
                 cpu.append(record["cpu_s"])
-                print(f"{epochs} epochs, width {width}, seed {seed}, {name}: top-1 {record['top1']:.2f}, {record['cpu_s']:.0f} CPU s", flush=True)
-        differences = np.array([top1["set"][s] - top1["twin"][s] for s in args.seeds])
-        sd_pair = float(differences.std(ddof=1))
+                print(f"{epochs} epochs, width {width}, seed {seed}, {name}: top-1 {record['test']:.2f}, {record['cpu_s']:.0f} CPU s", flush=True)
+        pair = paired_difference(top1["set"], top1["twin"])
         sd_run = float(np.std(list(top1["set"].values()), ddof=1))
-        rows.append((epochs, width, float(np.mean(list(top1["set"].values()))), sd_run, differences, sd_pair,
-                     seeds_needed(sd_pair, args.target), float(np.median(cpu))))
+        rows.append((epochs, width, float(np.mean(list(top1["set"].values()))), sd_run, pair,
+                     seeds_needed(pair.std, args.target), float(np.median(cpu))))
     print(f"\nfashion-mnist {len(data):,} training images, a random {args.ratio:.0%} ({len(kept):,}) and its twin with {args.swap} "
           f"samples swapped; evaluation ResNet-18 (cpu recipe), final-epoch test top-1 %, evaluation seeds {args.seeds}; {machine()}\n")
     print(f"| protocol | mean top-1 | sd over seeds | set − twin per seed | sd of paired differences | paired seeds for ±{args.target} "
           f"| CPU s per training | CPU s of one comparison at those seeds |")
     print("|---|---:|---:|---|---:|---:|---:|---:|")
-    for epochs, width, mean, sd_run, differences, sd_pair, needed, cpu in rows:
+    for epochs, width, mean, sd_run, pair, needed, cpu in rows:
         cost = "—" if needed is None else f"{2 * needed * cpu:,.0f}"
-        print(f"| {epochs} epochs, width {width} | {mean:.2f} | {sd_run:.2f} | {' / '.join(f'{d:+.2f}' for d in differences)} "
-              f"| {sd_pair:.2f} | {needed if needed is not None else '> 200'} | {cpu:.0f} | {cost} |")
-    n = len(args.seeds)
-    print(f"\n95 % CI half-width of set − twin at the {n} seeds measured: "
-          + ", ".join(f"{e}x{w} ±{stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n):.2f}" for e, w, _, _, _, sd, _, _ in rows))
+        print(f"| {epochs} epochs, width {width} | {mean:.2f} | {sd_run:.2f} | {' / '.join(f'{d:+.2f}' for d in pair.differences)} "
+              f"| {pair.std:.2f} | {needed if needed is not None else '> 200'} | {cpu:.0f} | {cost} |")
+    print(f"\n95 % CI half-width of set − twin at the {len(args.seeds)} seeds measured: "
+          + ", ".join(f"{e}x{w} ±{pair.high - pair.mean:.2f}" for e, w, _, _, pair, _, _ in rows))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Resumable: every selection and every evaluation is stored under ``--out`` and re
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -25,12 +24,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rl_selector_bench import evaluate_subset, machine  # noqa: E402
+from rl_selector_bench import machine, stored_evaluation  # noqa: E402
 
 from rlselector import load_dataset, load_selection, select  # noqa: E402
 from rlselector.bench.data import carve_validation  # noqa: E402
 from rlselector.bench.stats import paired_difference  # noqa: E402
-from rlselector.io import atomic_write_json  # noqa: E402
 
 CANDIDATES = {
     "eval+input": {"readout_features": "eval+input", "readout_input_within": None},
@@ -49,16 +47,6 @@ def selection_of(data, out: Path, ratio: float, seed: int, params: dict, base: P
     if out != base:
         shutil.copytree(base / "work", out / "work", dirs_exist_ok=True)  # a copy a crash cut short is finished
     return select(data, "rl-selector", ratio, seed, out=out, resume=True, progress=False, recipe="cpu", **params)
-
-
-def scored(path: Path, subset, epochs: int, width: int, seed: int, held) -> dict:
-    """Validation and test top-1 of one kept set (stored: a rerun reads them back)."""
-    if path.exists():
-        return json.loads(path.read_text())
-    test, validation = evaluate_subset(subset, epochs, seed, held=held, width=width)
-    record = {"test": test, "validation": validation, "kept": len(subset)}
-    atomic_write_json(path, record)
-    return record
 
 
 def main() -> None:
@@ -82,12 +70,12 @@ def main() -> None:
             for label, params in CANDIDATES.items():
                 where = base if label == TRAINED else cell / label.replace(", ", "-").replace(" ", "_")
                 sel = selection_of(data, where, ratio, seed, params, base)
-                results.setdefault((ratio, label), {})[seed] = scored(where / "eval.json", sel.subset(data), args.eval_epochs,
-                                                                      args.eval_width, seed, held)
+                results.setdefault((ratio, label), {})[seed] = stored_evaluation(where / "eval.json", sel.subset(data), args.eval_epochs,
+                                                                                 seed, held, args.eval_width)
                 if label == TRAINED:
                     rand = select(data, "random", len(sel.indices) / len(data), seed, progress=False)
-                    results.setdefault((ratio, "random"), {})[seed] = scored(cell / "random.json", rand.subset(data), args.eval_epochs,
-                                                                             args.eval_width, seed, held)
+                    results.setdefault((ratio, "random"), {})[seed] = stored_evaluation(cell / "random.json", rand.subset(data),
+                                                                                        args.eval_epochs, seed, held, args.eval_width)
                 print(ratio, seed, label, results[(ratio, label)][seed], flush=True)
     print(f"\nfashion-mnist {len(data):,} training images, {len(held):,} held out (class-stratified, seed 0); evaluation ResNet-18 "
           f"w{args.eval_width}, {args.eval_epochs} epochs, final-epoch top-1 %, paired by seed; {machine()}")

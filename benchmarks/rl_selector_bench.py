@@ -45,6 +45,7 @@ from rlselector.bench.data import carve_validation
 from rlselector.bench.stats import mean_std
 from rlselector.data.base import Split
 from rlselector.data.transforms import BatchTransform
+from rlselector.io import atomic_write_json
 from rlselector.recipes import get_recipe
 from rlselector.selection.policies import BAND
 from rlselector.train import train_model
@@ -264,6 +265,18 @@ def evaluate_subset(subset, epochs: int, seed: int, held: Split | None = None, w
     if held is None:
         return result.top1, None
     return result.top1, evaluate(net, held, BatchTransform.for_dataset(subset, augment=False))["top1"]
+
+
+def stored_evaluation(path: Path, subset, epochs: int, seed: int, held: Split | None = None, width: int | None = None) -> dict:
+    """:func:`evaluate_subset`'s test and validation top-1, the kept count and the CPU seconds of the
+    training, written to ``path`` at once and read back from it on a rerun (resumable benchmarks)."""
+    if path.exists():
+        return json.loads(path.read_text())
+    started = time.process_time()
+    test, validation = evaluate_subset(subset, epochs, seed, held=held, width=width)
+    record = {"test": test, "validation": validation, "kept": len(subset), "cpu_s": time.process_time() - started}
+    atomic_write_json(path, record)
+    return record
 
 
 def plus_minus(values: list[float]) -> str:
