@@ -412,6 +412,23 @@ def test_noise_and_transfer_cells(tmp_path):
     page = write_report(tmp_path)["html"].read_text()
     assert "Label noise: 20 % of training labels flipped (seed 0)" in page and "Transfer" in page
     assert re.search(r"flipped labels among the kept samples", page)
+    # the transfer table's paired difference, by hand: clean transfer cells of random and a second method
+    # on three seeds, written as the grid writes them
+    clean = next(c for c in transfer if c["noise"]["rate"] == 0.0 and c["method"] == "random")
+    fine_tuned = {"random": [70.0, 75.0, 80.0], "herding": [72.0, 74.5, 84.0]}
+    for method, values in fine_tuned.items():
+        for seed, top1 in enumerate(values):
+            key, label = f"{method}{seed}00000000000"[:16], f"transfer-{method}-r0.50-s{seed}-resnet18w4"
+            if (method, seed) == ("random", 0):  # the grid's own cell, rewritten
+                key, label = clean["key"], clean["label"]
+            cell = dict(clean, method=method, seed=seed, top1=top1, key=key, label=label)
+            (tmp_path / "cells" / f"{cell['label']}-{key}.json").write_text(json.dumps(cell))
+    report = write_report(tmp_path)["markdown"].read_text()
+    differences = np.subtract(fine_tuned["herding"], fine_tuned["random"])  # +2, -0.5, +4
+    half = stats.t.ppf(0.975, 2) * differences.std(ddof=1) / np.sqrt(3)
+    expected = f"| herding | {differences.mean():+.2f} [{differences.mean() - half:+.2f}, {differences.mean() + half:+.2f}] |"
+    section = report.split("fine-tuned test top-1 minus random (points), mean \\[95 % CI\\], paired over seeds: resnet18 w4")[1]
+    assert expected in section.split("\n#")[0], section[:600]
 
 
 def test_cell_keys_hash_the_parameters_with_their_defaults(digits):

@@ -230,6 +230,13 @@ class ReportBuilder:
                                  + (f" (source labels {100 * noise:g} % noisy)" if noise else ""),
                                  value=lambda r: r.get(self.top1), column=lambda r: None if is_ref(r) else r["ratio"], reference=is_ref,
                                  column_label=percent))
+            differences = difference_table(
+                [r for r in rows if not is_ref(r)], title=f"fine-tuned {self.split} top-1 minus random (points), mean [95 % CI], paired over seeds: {name}",
+                row=lambda r: r["method"], column=lambda r: r["ratio"], value=lambda r: r.get(self.top1), row_order=METHOD_ORDER,
+                column_label=percent, note="pairs: same ratio and seed, so the same pre-training and fine-tuning seeds; CI from Student t "
+                                           "with n − 1 degrees of freedom; * = p < 0.05 in the paired t-test")
+            if differences.rows:
+                self.add(differences)
 
     def _analysis_section(self, records: list[dict[str, Any]]) -> None:
         if not records:

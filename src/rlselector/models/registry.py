@@ -20,6 +20,11 @@ class ImageClassifier(nn.Module):
 
     feature_dim: int
     classifier: nn.Linear
+    frozen_cpu_inference: bool = False
+    """Whether long eval-mode passes on a CPU may run a TorchScript copy frozen for inference (batch
+    norm folded into the convolutions, oneDNN kernels; ``train.evaluate.forward_split``). The CNNs set
+    it: 1.1–2.4× faster at the same numbers to float rounding; the ViT runs no faster (0.95×), so it
+    stays eager (BENCHMARKS.md, "Eval-mode pass")."""
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

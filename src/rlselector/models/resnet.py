@@ -67,6 +67,8 @@ def _shortcut(in_planes: int, out_planes: int, stride: int) -> nn.Module:
 class ResNet(ImageClassifier):
     """Stem, four stages (width, 2w, 4w, 8w channels; stride 2 from stage two on), global average pool."""
 
+    frozen_cpu_inference = True
+
     def __init__(
         self,
         block: type[BasicBlock] | type[Bottleneck],

@@ -27,6 +27,8 @@ VGG16_LAYOUT: tuple[int | str, ...] = (
 class VGG(ImageClassifier):
     """Conv-BN-ReLU stack with max-pools, global average pool, one Linear classifier."""
 
+    frozen_cpu_inference = True
+
     def __init__(
         self,
         layout: tuple[int | str, ...],
