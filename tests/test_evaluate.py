@@ -16,8 +16,8 @@ from rlselector.train.evaluate import FROZEN_MIN_BATCHES, forward_split
 
 evaluate_module = importlib.import_module("rlselector.train.evaluate")  # the package exports a function of that name
 
-BATCH = 16
-"""Digits' 1,797 images in batches of 16: 113 batches, a pass long enough to freeze."""
+BATCH = 8
+"""Digits' 1,797 images in batches of 8: 225 batches, a pass long enough to freeze."""
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +88,9 @@ def test_a_frozen_copy_that_disagrees_is_dropped_for_the_eager_model(data, freez
     np.testing.assert_array_equal(features, eager_features)
 
 
-def test_short_passes_and_the_vit_stay_eager(data, freezes):
+def test_short_passes_densenet_and_the_vit_stay_eager(data, freezes):
     transform = BatchTransform.for_dataset(data, augment=False)
     forward_split(build_for(data, "resnet18", 8, 0), data.train, transform)  # 15 batches of 128
+    forward_split(build_for(data, "densenet121", 8, 0), data.train, transform, batch_size=BATCH)
     forward_split(build_for(data, "vit_small", 8, 0), data.train, transform, batch_size=BATCH)
     assert freezes == []

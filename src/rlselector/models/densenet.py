@@ -48,8 +48,6 @@ class Transition(nn.Sequential):
 class DenseNet(ImageClassifier):
     """Stem, dense blocks joined by compressing transitions, final BN-ReLU, global average pool."""
 
-    frozen_cpu_inference = True
-
     def __init__(
         self,
         layers_per_block: tuple[int, ...],

@@ -22,9 +22,9 @@ class ImageClassifier(nn.Module):
     classifier: nn.Linear
     frozen_cpu_inference: bool = False
     """Whether long eval-mode passes on a CPU may run a TorchScript copy frozen for inference (batch
-    norm folded into the convolutions, oneDNN kernels; ``train.evaluate.forward_split``). The CNNs set
-    it: 1.1–2.4× faster at the same numbers to float rounding; the ViT runs no faster (0.95×), so it
-    stays eager (BENCHMARKS.md, "Eval-mode pass")."""
+    norm folded into the convolutions, oneDNN kernels; ``train.evaluate.forward_split``). ResNet and
+    VGG set it: 1.2–1.7× faster passes at the same numbers to float rounding; DenseNet (0.9×) and the
+    ViT (0.8×) run slower frozen and stay eager (BENCHMARKS.md, "Eval-mode pass")."""
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -22,10 +22,11 @@ EVAL_BATCH = {"cpu": 128}
 CPU, batches of 128 run ResNet-18 width 16 1.6–1.7× faster than 1,024 (the activations stay in cache;
 BENCHMARKS.md, "Eval-mode pass"); an accelerator wants large batches."""
 
-FROZEN_MIN_BATCHES = 40
+FROZEN_MIN_BATCHES = 150
 """CPU passes of at least this many batches run a model that allows it (``frozen_cpu_inference``) as a
-TorchScript copy frozen for inference: freezing ResNet-18 width 16 costs ~1.3 CPU s and saves ~40 ms
-a batch of 128, so shorter passes would not earn it back."""
+TorchScript copy frozen for inference. Freezing ResNet-18 width 16 costs ~1.3 CPU s and saves ~12 ms
+a batch of 128 on an idle machine (1.18× over 30,000 images, 0.88× over 6,000: BENCHMARKS.md,
+"Eval-mode pass"), so shorter passes would not earn it back."""
 
 Forward = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
