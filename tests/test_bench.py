@@ -424,6 +424,7 @@ def test_noise_and_transfer_cells(tmp_path):
             cell = dict(clean, method=method, seed=seed, top1=top1, key=key, label=label)
             (tmp_path / "cells" / f"{cell['label']}-{key}.json").write_text(json.dumps(cell))
     report = write_report(tmp_path)["markdown"].read_text()
+    assert "Fine-tuning recipe: 1 epochs, batch 32, lr" in report
     differences = np.subtract(fine_tuned["herding"], fine_tuned["random"])  # +2, -0.5, +4
     half = stats.t.ppf(0.975, 2) * differences.std(ddof=1) / np.sqrt(3)
     expected = f"| herding | {differences.mean():+.2f} [{differences.mean() - half:+.2f}, {differences.mean() + half:+.2f}] |"

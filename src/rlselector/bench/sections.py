@@ -219,7 +219,8 @@ class ReportBuilder:
         transfer_datasets = sorted({r["data"]["name"] for r in records})
         self.add(Text(f"Accuracy on the fine-tuning dataset ({', '.join(transfer_datasets)}). The pre-trained network is the evaluation model "
                       f"trained on the selected subset; all its weights except the re-initialised classifier are fine-tuned. "
-                      f"Reference rows: pre-training on the full source set, and training on the transfer dataset from scratch."))
+                      f"Reference rows: pre-training on the full source set, and training on the transfer dataset from scratch. "
+                      f"Fine-tuning recipe: " + "; ".join(sorted({_recipe_text(r["train"]) for r in records if r.get("train")}))))
         transfers = [r for r in records if r["kind"] == "transfer"]
         scratch = [r for r in records if r["kind"] == "scratch"]
         model = lambda r: f"{r['model']} w{r['width']}"
@@ -434,3 +435,8 @@ def _unique_refs(refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in refs:
         seen.setdefault((r["ratio"], r["seed"]), r)
     return list(seen.values())
+
+
+def _recipe_text(train: dict[str, Any]) -> str:
+    """A training recipe in a few words: epochs, batch, learning rate and schedule."""
+    return f"{train['epochs']} epochs, batch {train['batch_size']}, lr {train['lr']:g} {train['schedule']}"
