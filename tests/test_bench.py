@@ -448,6 +448,22 @@ def test_cell_keys_hash_the_parameters_with_their_defaults(digits):
     assert changed[0] == implicit[0] and changed[1] != implicit[1]  # the full-data cell is shared, the eval cell is not
 
 
+def test_recalibrated_batch_norm_makes_new_training_cells_and_keeps_the_old_keys(digits):
+    from rlselector.bench.plan import plan_cells
+
+    def cells(recipe):
+        config = tiny_grid(methods=["el2n"], ratios=[0.5], seeds=[0], models=[{"name": "resnet18", "width": 4}],
+                           analysis=False, recipe=recipe)
+        return plan_cells(config, digits.limit(300, seed=0).fingerprint)
+
+    plain, recalibrated = cells(TINY_RECIPE), cells({**TINY_RECIPE, "recalibrate_bn": True})
+    assert all(a.key != b.key for a, b in zip(plain, recalibrated))  # the full-data and the eval cell both train anew
+    assert "recalibrate_bn" not in plain[0].spec["train"] and recalibrated[0].spec["train"]["recalibrate_bn"] is True
+    # the full-data cell's key as computed before the setting existed (2026-12-02): a grid without it keeps its cells
+    assert plain[0].kind == "full" and plain[0].key == "a72ccc16a2c9199d"
+    assert plain[1].spec["selection"] == recalibrated[1].spec["selection"]  # the selection is the same one
+
+
 def test_mixed_precision_is_part_of_the_cells_identity_and_the_device_is_not(digits):
     from rlselector.bench.plan import plan_cells
 

@@ -35,6 +35,10 @@ def test_select_then_train_on_selection(tmp_path):
     assert result.exit_code == 0, result.output
     assert "718 training samples" in result.output
     assert json.loads((run_dir / "result.json").read_text())["top1"] is not None
+    result = runner.invoke(app, ["train", "--data", "digits", "--width", "4", "--epochs", "1", "--selection", str(sel_dir), "--recalibrate-bn",
+                                 "--out", str(tmp_path / "recalibrated"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "recalibrated" / "result.json").read_text())["config"]["recalibrate_bn"] is True
 
 
 def test_bad_input_is_one_clear_line(tmp_path):

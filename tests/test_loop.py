@@ -5,6 +5,7 @@ recorder's numbers by hand; the examples run."""
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from rlselector.data.transforms import BatchTransform
 from rlselector.errors import InputError
 from rlselector.selection.observe import DynamicsRecorder
 from rlselector.selection.proxy import ProxyConfig, run_proxy
-from rlselector.train import TrainConfig, build_for
+from rlselector.train import TrainConfig, build_for, train_model
 from rlselector.train.evaluate import forward_split
 from rlselector.train.distributed import DistributedContext
 from rlselector.train.loop import _augment_generator, epoch_batches
@@ -226,3 +227,37 @@ def test_examples_run(script, method, tmp_path):
                    check=True, capture_output=True, timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     sel = load_selection(out)
     assert sel.manifest["method"] == method and abs(sel.manifest["n_kept"] - 100) <= 2
+
+
+def _first_batch_norm_input_mean(model, data):
+    """Per-channel mean of the first batch-norm layer's input over the training images without
+    augmentation, by hand (a hook on a no-grad pass)."""
+    layer = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    handle = layer.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().double()))
+    transform = BatchTransform.for_dataset(data, augment=False)
+    model.eval()
+    with torch.no_grad():
+        for rows in torch.arange(len(data)).split(100):
+            model(transform(data.train.batch(rows)[0]))
+    handle.remove()
+    return layer, torch.cat(seen).mean(dim=(0, 2, 3)).float()
+
+
+@pytest.mark.parametrize("recalibrate", [True, False])
+def test_recalibrated_batch_norm_holds_the_training_sets_average(data, recalibrate):
+    """With recalibrate_bn the running mean is the plain average over the un-augmented training images
+    (batches of 50 divide the 300 images, so the average of batch means is the mean); without it, the
+    training's moving average, which is not."""
+    config = replace(RECIPE, epochs=1, batch_size=50, recalibrate_bn=recalibrate)
+    model, _ = train_model(data, model="resnet18", width=8, config=config, progress=False)
+    layer, expected = _first_batch_norm_input_mean(model, data)
+    close = torch.allclose(layer.running_mean, expected, rtol=1e-4, atol=1e-5)
+    assert close is recalibrate, (layer.running_mean[:4], expected[:4])
+
+
+def test_recalibration_keeps_the_keys_of_recipes_without_it():
+    assert "recalibrate_bn" not in RECIPE.identity()
+    assert replace(RECIPE, recalibrate_bn=True).identity() == {**RECIPE.identity(), "recalibrate_bn": True}
+    with pytest.raises(InputError, match="recalibrate_bn must be true or false"):
+        replace(RECIPE, recalibrate_bn="yes").validate()

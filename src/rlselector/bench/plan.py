@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..api import get_method
@@ -68,7 +68,7 @@ def plan_cells(config: BenchConfig, data_fingerprint: str, transfer_fingerprint:
     data_id = {"data": c.data.partition(":")[0], "fingerprint": data_fingerprint, "limit": c.limit,
                "test_limit": c.test_limit, "data_seed": c.data_seed, **_validation_id(c)}
     amp = _amp_id(c)
-    recipe = lambda seed: {**asdict(replace(c.recipe, seed=seed)), **amp}
+    recipe = lambda seed: {**replace(c.recipe, seed=seed).identity(), **amp}
     transfer_id = _transfer_id(c, transfer_fingerprint) if c.transfer is not None else None
     cells: list[Cell] = []
     by_selection: dict[tuple, Cell] = {}
@@ -99,7 +99,7 @@ def plan_cells(config: BenchConfig, data_fingerprint: str, transfer_fingerprint:
             for model in _transfer_models(c):
                 cells.append(Cell("scratch", f"scratch-s{seed}-{model.name}w{model.width}",
                                   {"kind": "scratch", "target": transfer_id, "model": model.name, "width": model.width,
-                                   "train": {**asdict(replace(c.transfer.recipe, seed=seed)), **amp}},
+                                   "train": {**replace(c.transfer.recipe, seed=seed).identity(), **amp}},
                                   0.0, seed, SCRATCH, 1.0, model))
     cells += _analysis_cells(c, by_selection, full_cells)
     return cells
@@ -142,7 +142,7 @@ def _transfer_cells(config: BenchConfig, source: Cell, transfer_id: dict[str, An
     if t is None or source.model not in _transfer_models(config):
         return []
     spec = {"kind": "transfer", "source": source.key, "target": transfer_id,
-            "train": {**asdict(replace(t.recipe, seed=source.seed)), **_amp_id(config)}}
+            "train": {**replace(t.recipe, seed=source.seed).identity(), **_amp_id(config)}}
     return [Cell("transfer", f"transfer-{source.label}", spec, source.noise, source.seed, source.method, source.ratio,
                  source.model, source=source)]
 

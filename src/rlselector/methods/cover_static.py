@@ -10,7 +10,7 @@ two mutual covers only one goes (Lemma 2). With ``--features`` the cover is comp
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,7 +55,7 @@ class CoverStatic(SelectionMethod):
         cache = ctx.cache
         # keyed by the data's fingerprint, the target model and the full recipe
         entry = cache.path("target-features", ctx.dataset, f"{named.name}-seed{ctx.seed}",
-                           [ctx.dataset.fingerprint, target_description(named, ctx.model, recipe.epochs), asdict(recipe)]) if cache else None
+                           [ctx.dataset.fingerprint, target_description(named, ctx.model, recipe.epochs), recipe.identity()]) if cache else None
         stored = cache.load(entry) if cache else None
         if stored is not None:
             ctx.cost.reused_s = float(stored["seconds"])  # charged to the cost as if trained: this selection alone

@@ -29,7 +29,7 @@ import shutil
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,7 @@ class ProxyConfig:
             "fingerprint": dataset.fingerprint,
             "model": self.model,
             "width": int(self.width),
-            "recipe": asdict(replace(self.recipe, seed=int(seed))),
+            "recipe": replace(self.recipe, seed=int(seed)).identity(),
             "record_epochs": sorted({int(e) for e in self.record_epochs}),
             "seed": int(seed),
         }
@@ -213,7 +213,7 @@ def _train_proxy(
         "dataset": dataset.name,
         "model": config.model,
         "width": config.width,
-        "recipe": asdict(recipe),
+        "recipe": recipe.identity(),
         "record_epochs": sorted(set(int(e) for e in config.record_epochs)),
         "seed": int(seed),
         "amp": runtime.get("amp", "off"),
