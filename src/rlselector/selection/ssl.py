@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +188,7 @@ def ssl_embeddings(
     keywords (see :func:`train_encoder`); its ``amp`` is part of the cache key, its device is not."""
     config.validate()
     cache = ArtifactCache(Path(cache_dir), amp=(runtime or {}).get("amp", "off")) if cache_dir is not None else None
-    entry = cache.path("ssl-embeddings", dataset, f"seed{seed}", [dataset.fingerprint, config.identity(), seed]) if cache else None
+    entry = cache.path("ssl-embeddings", dataset, f"seed{seed}", [dataset.fingerprint, asdict(config), seed]) if cache else None
     stored = cache.load(entry) if cache else None
     if stored is not None:
         return stored["features"], float(stored["seconds"]), True
