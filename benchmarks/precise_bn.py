@@ -6,7 +6,7 @@ and after the batch-norm running statistics are recomputed on the training subse
 For the selections of ``--method`` and random in a ``cpu-full``-protocol results directory (as
 ``eval_seeds.py``), each (selection seed, evaluation seed) trains the grid's evaluation network
 once (ResNet-18 width 8, the ``cpu`` recipe, 5 epochs, one thread) and is tested twice: with the
-running statistics the training left (the grid's number), and after ``torch.optim.swa_utils.update_bn``
+running statistics the training left (the grid's number), and after ``recalibrate_batch_norm`` (``torch.optim.swa_utils.update_bn``)
 recomputes them as a plain average over the subset's training images without augmentation (the
 weights unchanged). Prints both accuracies and the paired differences' scatter over evaluation seeds.
 Resumable: each training's two figures are stored under ``--out``.
@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import update_bn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from eval_seeds import EPOCHS, WIDTH, grid_cells  # noqa: E402
@@ -34,7 +33,9 @@ from rlselector.data.transforms import BatchTransform  # noqa: E402
 from rlselector.io import atomic_write_json  # noqa: E402
 from rlselector.recipes import get_recipe  # noqa: E402
 from rlselector.train import train_model  # noqa: E402
+from rlselector.train.device import Runtime  # noqa: E402
 from rlselector.train.evaluate import evaluate  # noqa: E402
+from rlselector.train.loop import recalibrate_batch_norm  # noqa: E402
 
 
 def trained_and_recalibrated(path: Path, subset, test, seed: int) -> dict:
@@ -43,8 +44,7 @@ def trained_and_recalibrated(path: Path, subset, test, seed: int) -> dict:
     config = replace(get_recipe("cpu").train, epochs=EPOCHS, seed=seed)
     net, result = train_model(subset, model="resnet18", width=WIDTH, config=config, progress=False)
     clean = BatchTransform.for_dataset(subset, augment=False)
-    batches = (clean(subset.train.batch(rows)[0]) for rows in torch.arange(len(subset)).split(256))
-    update_bn(batches, net)
+    recalibrate_batch_norm(net, subset.train, clean, 256, Runtime.of("cpu", "off", False, False, 0))  # what recalibrate_bn runs
     record = {"as_trained": result.top1, "recalibrated": evaluate(net, test, clean)["top1"]}
     atomic_write_json(path, record)
     return record
