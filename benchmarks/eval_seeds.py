@@ -50,26 +50,37 @@ def grid_cells(results: Path, method: str, ratio: float) -> dict[tuple[str, int]
     return cells
 
 
+def selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments naming the stored selections and the evaluation seeds (shared with ``precise_bn.py``)."""
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--method", default="rl-selector")
+    parser.add_argument("--ratio", type=float, default=0.5)
+    parser.add_argument("--eval-seeds", type=int, nargs="+", default=[100, 101, 102, 103])
+
+
+def paired_selections(results: Path, method: str, ratio: float):
+    """(the grid's dataset, its eval cells of ``method`` and random, the seeds where both are stored)."""
+    data = load_dataset("fashion-mnist", limit=8000, seed=0)
+    cells = grid_cells(results, method, ratio)
+    seeds = sorted(s for (m, s) in cells if m == method and ("random", s) in cells)
+    if len(seeds) < 2:
+        raise SystemExit(f"{results}: needs {method} and random eval cells at {ratio} on ≥ 2 seeds, found {seeds}")
+    return data, cells, seeds
+
+
 def half_width(selection: float, within: float, n: int, k: int) -> float:
     return stats.t.ppf(0.975, n - 1) * math.sqrt(max(selection, 0.0) + within / k) / math.sqrt(n)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--method", default="rl-selector")
-    parser.add_argument("--ratio", type=float, default=0.5)
-    parser.add_argument("--eval-seeds", type=int, nargs="+", default=[100, 101, 102, 103])
+    selection_arguments(parser)
     parser.add_argument("--target", type=float, default=0.5, help="wanted 95 %% CI half-width, points")
     parser.add_argument("--threads", type=int, default=1, help="torch threads: the grid's (its cells ran with 1; another count trains other numbers)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = load_dataset("fashion-mnist", limit=8000, seed=0)
-    cells = grid_cells(args.results, args.method, args.ratio)
-    seeds = sorted(s for (m, s) in cells if m == args.method and ("random", s) in cells)
-    if len(seeds) < 2:
-        raise SystemExit(f"{args.results}: needs {args.method} and random eval cells at {args.ratio} on ≥ 2 seeds, found {seeds}")
+    data, cells, seeds = paired_selections(args.results, args.method, args.ratio)
     scores: dict[tuple[str, int, int], float] = {}
     cpu: dict[str, list[float]] = {"evaluation": [], "selection": []}
     for s in seeds:

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_seeds import EPOCHS, WIDTH, grid_cells  # noqa: E402
+from eval_seeds import EPOCHS, WIDTH, paired_selections, selection_arguments  # noqa: E402
 from rl_selector_bench import machine  # noqa: E402
 
-from rlselector import load_dataset, load_selection  # noqa: E402
+from rlselector import load_selection  # noqa: E402
 from rlselector.data.transforms import BatchTransform  # noqa: E402
 from rlselector.io import atomic_write_json  # noqa: E402
 from rlselector.recipes import get_recipe  # noqa: E402
@@ -52,16 +52,10 @@ def trained_and_recalibrated(path: Path, subset, test, seed: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--method", default="rl-selector")
-    parser.add_argument("--ratio", type=float, default=0.5)
-    parser.add_argument("--eval-seeds", type=int, nargs="+", default=[100, 101, 102, 103])
+    selection_arguments(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    data = load_dataset("fashion-mnist", limit=8000, seed=0)
-    cells = grid_cells(args.results, args.method, args.ratio)
-    seeds = sorted(s for (m, s) in cells if m == args.method and ("random", s) in cells)
+    data, cells, seeds = paired_selections(args.results, args.method, args.ratio)
     scores: dict[tuple[str, str, int, int], float] = {}
     for s in seeds:
         for method in (args.method, "random"):

@@ -31,7 +31,10 @@ a batch of 128 on an idle machine (1.18× over 30,000 images, 0.88× over 6,000:
 Forward = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-class _FeaturesAndLogits(nn.Module):
+class FeaturesAndLogits(nn.Module):
+    """One forward pass returning both (the training step's, so DDP sees a single module call; the
+    eval pass's, so it can be traced as one module)."""
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
@@ -48,7 +51,7 @@ def _frozen_forward(model: nn.Module, example: torch.Tensor, expected: tuple[tor
     try:
         with warnings.catch_warnings():  # trace warnings name shape checks that hold for every batch of a split
             warnings.simplefilter("ignore")
-            frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(_FeaturesAndLogits(model).eval(), example)))
+            frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(FeaturesAndLogits(model).eval(), example)))
             got = frozen(example)
     except Exception as error:  # noqa: BLE001 - any failure of the optional fast path falls back to the eager model
         log.debug("eval pass: no frozen copy of %s (%s); running eager", type(model).__name__, error)
@@ -81,7 +84,7 @@ def forward_split(
     batches = list(torch.arange(len(split)).split(batch_size))
     long_enough = len(batches) >= FROZEN_MIN_BATCHES if frozen is None else frozen
     may_freeze = device.type == "cpu" and getattr(model, "frozen_cpu_inference", False) and long_enough
-    forward: Forward = _FeaturesAndLogits(model)
+    forward: Forward = FeaturesAndLogits(model)
     features, logits = [], []
     with step_progress(progress or "", len(split), enabled=progress is not None) as advance:
         for index, images, _ in read_batches(split, batches, workers=workers, pin_memory=device.type == "cuda",

@@ -47,7 +47,7 @@ from ..progress import make_progress
 from .checkpoint import load_checkpoint, rng_state, set_rng_state
 from .device import CompiledForward, Runtime
 from .distributed import DistributedContext, gather_batch
-from .evaluate import evaluate
+from .evaluate import FeaturesAndLogits, evaluate
 from .hooks import BatchContext, TrainHook
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -191,18 +191,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-class _FeaturesAndLogits(nn.Module):
-    """One forward pass returning both, so DDP sees a single module call."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.model.features(x)
-        return features, self.model.classifier(features)
 
 
 def epoch_batches(n: int, batch_size: int, epoch: int, seed: int, dist_ctx: DistributedContext) -> list[torch.Tensor]:
@@ -468,7 +456,7 @@ def train(
 
     transform = BatchTransform.for_dataset(dataset, augment=config.augment)
     runtime.place(model)
-    net: nn.Module = _FeaturesAndLogits(model)
+    net: nn.Module = FeaturesAndLogits(model)
     if dist_ctx.enabled:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None)
     optimizer = _make_optimizer(model, config, runtime.device)
