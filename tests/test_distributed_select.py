@@ -18,7 +18,7 @@ from rlselector.selection.format import load_selection
 
 SCRIPT = textwrap.dedent(
     """
-    import json, os, sys
+    import atexit, json, os, sys
     import numpy as np, torch
     torch.set_num_threads(1)
     from rlselector import load_dataset, select
@@ -28,6 +28,8 @@ SCRIPT = textwrap.dedent(
     from rlselector.train.distributed import DistributedContext
 
     out, rank = sys.argv[1], int(os.environ["RANK"])
+    # registered before the library joins the group, so it runs after the library's exit handler (LIFO)
+    atexit.register(lambda: open(os.path.join(out, f"left-rank{rank}.txt"), "w").write(str(torch.distributed.is_initialized())))
     data = load_dataset("digits", limit=400, seed=0)
     proxy = ProxyConfig(model="resnet18", width=4, recipe=TrainConfig(epochs=2, batch_size=32), record_epochs=(1, 2))
     runs = {
@@ -93,6 +95,11 @@ def test_agents_that_drift_apart_take_rank_0s(two_ranks):
     reports = [json.loads((two_ranks / f"report-rank{rank}.json").read_text()) for rank in (0, 1)]
     assert [(r["drift_found"], r["drift_left"]) for r in reports] == [(True, False), (True, False)]
     assert reports[0]["actor"] == reports[1]["actor"] and reports[1]["multiplier"] == 0.0
+
+
+def test_every_rank_leaves_the_process_group_at_exit(two_ranks):
+    # a gloo group alive at interpreter teardown can abort the rank (SIGABRT) after its work is done
+    assert [(two_ranks / f"left-rank{rank}.txt").read_text() for rank in (0, 1)] == ["False", "False"]
 
 
 @pytest.mark.parametrize("method", ["rl-selector", "forgetting"])

@@ -10,6 +10,7 @@ split across ranks by :meth:`DistributedContext.owns` and summed back with
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass, replace
 
@@ -79,7 +80,9 @@ class DistributedContext:
     def from_env(cls, device: torch.device | None = None) -> "DistributedContext":
         """Join the process group torchrun describes in the environment (WORLD_SIZE, RANK, LOCAL_RANK,
         ...): NCCL when this rank trains on ``device`` = a GPU (``resolve_device("auto")`` when None),
-        gloo on the CPU."""
+        gloo on the CPU. A group joined here is left (``destroy_process_group``) at interpreter exit: a
+        gloo group still alive when the interpreter tears down can abort the process ("terminate called
+        without an active exception", pytorch/pytorch#190489)."""
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         if world_size <= 1:
             return cls()
@@ -88,7 +91,14 @@ class DistributedContext:
             if device.type == "cuda":
                 torch.cuda.set_device(device)
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+            atexit.register(_leave_group)
         return cls.current()
+
+
+def _leave_group() -> None:
+    """Destroy the process group if it is still there (the caller may have destroyed it already)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _wire_device() -> torch.device:
