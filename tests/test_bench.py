@@ -512,4 +512,4 @@ def test_test_split_limit_is_stratified_and_seeded(digits):
 def test_recorded_grid_files_still_load(grid):
     """The grid files BENCHMARKS.md cites are valid against today's schema and method registry."""
     config = load_bench_config(path=grid)
-    assert config.data == "fashion-mnist" and config.limit == 8000 and config.seeds
+    assert config.data == "fashion-mnist" and config.limit in (4000, 8000) and config.seeds  # cpu-cross-arch: 4,000
