@@ -25,7 +25,6 @@ _CPU_GRID = {  # shared by cpu-full, cpu-transfer and cpu-noise (cpu-full adds i
     "data": "fashion-mnist", "limit": 8000, "models": [{"name": "resnet18", "width": 8}], "recipe": "cpu",
     "method_params": _target_recipes("cpu"), "proxy": _CPU_PROXY, "threads": 1,
 }
-
 _PAPER_MODELS = ["resnet50", "resnet18", "vgg16", "densenet121", "vit_small"]
 _PAPER_RATIOS = [0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9]
 
@@ -38,10 +37,10 @@ GRIDS: dict[str, dict[str, Any]] = {
         "method_params": _target_recipes("cpu-tiny"), "proxy": _CPU_TINY_PROXY,
         "analysis": {"max_samples": 1000, "tsne": {"samples": 800}}, "threads": 1,
     },
-    # cpu-full and cpu-cross-arch evaluate with the protocol measured to resolve paired differences (BENCHMARKS.md,
-    # "under the recalibrated protocol"): batch-norm statistics recomputed on the subset after the last epoch (stale
-    # running statistics were most of the evaluations' scatter), and a 10 % class-stratified validation split to
-    # choose defaults on.
+    # cpu-full and cpu-cross-arch evaluate with batch-norm statistics recomputed on the subset after the last epoch
+    # (stale running statistics were most of one selection's scatter over evaluation seeds; the paired differences
+    # between selections still scatter by 0.8-2 points, BENCHMARKS.md "under the recalibrated protocol") and hold out a
+    # 10 % class-stratified validation split to choose defaults on.
     "cpu-full": {
         "summary": "Fashion-MNIST 8,000 train / 10,000 test, every method, 30/50/70/90 %, 3 seeds, ResNet-18 w8 5 epochs "
                    "(resumable: run it again to continue; measured about 65 min per seed on one thread, seeds as parallel runs, see BENCHMARKS.md)",

@@ -82,7 +82,7 @@ class DistributedContext:
         ...): NCCL when this rank trains on ``device`` = a GPU (``resolve_device("auto")`` when None),
         gloo on the CPU. A group joined here is left (``destroy_process_group``) at interpreter exit: a
         gloo group still alive when the interpreter tears down can abort the process ("terminate called
-        without an active exception", pytorch/pytorch#190489)."""
+        without an active exception", pytorch/pytorch#190489; the same handler pytorch/pytorch#179291 proposed)."""
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         if world_size <= 1:
             return cls()
