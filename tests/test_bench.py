@@ -172,6 +172,25 @@ def test_grid_stores_every_cell_once_and_reuses_selections(tiny_results):
     assert (out / next(c["png"] for c in analysis.values() if c["kind"] == "tsne")).stat().st_size > 5000
 
 
+def test_the_eta_charges_each_selection_to_the_cell_that_computes_it(tiny_results, tmp_path):
+    from rlselector.bench.execute import GridRunner
+    from rlselector.bench.plan import plan_cells
+
+    def kinds(out):
+        runner = GridRunner(tiny_grid(), out, progress=False)
+        cells = plan_cells(runner.config, runner.dataset(0.0).fingerprint)
+        return [(cell.kind, cell.method, cell.model.name if cell.model else None) for cell in cells], runner._eta_kinds(cells), cells
+
+    labels, fresh, cells = kinds(tmp_path / "new")
+    # before any selection is stored, the first model of each (method, ratio, seed) computes it: 8 selections
+    computing = [labels[i] for i, cell in enumerate(cells) if fresh[cell.key].startswith("eval+")]
+    assert len(computing) == 8 and {m for _, m, model in computing} == {"random", "el2n"} and {model for *_, model in computing} == {"resnet18"}
+    assert {fresh[c.key] for c in cells if c.kind == "eval"} == {"eval", "eval+random", "eval+el2n"}
+    # once stored, no cell computes a selection
+    _, stored, cells = kinds(tiny_results[0])
+    assert {stored[c.key] for c in cells if c.kind == "eval"} == {"eval"}
+
+
 def test_second_run_redoes_nothing(tiny_results):
     out, _ = tiny_results
     before = {p: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}

@@ -155,6 +155,16 @@ def test_eta_means_per_kind():
     assert (duration(42), duration(16 * 60), duration(3 * 3600 + 5 * 60)) == ("42 s", "16 min", "3 h 05 min")
 
 
+def test_eta_estimates_an_untimed_selection_by_the_other_selections():
+    eta = Eta(["eval+el2n", "eval+grand", "eval", "full"], done=0)
+    eta.finished("eval+el2n", 600.0)
+    eta.finished("eval", 30.0)
+    # left: grand's selection at the mean of the timed selections (600 s), not of every cell (315 s);
+    # the full-data cell (no timed kind of its base) at the mean of every timed cell, (600 + 30) / 2
+    assert eta.seconds_left() == pytest.approx(600.0 + 315.0)
+    assert eta.line() == "2 cells done, 2 left; s/cell: eval 30, eval+el2n 600 → about 15 min left"
+
+
 def test_only_restricts_the_grid_to_named_methods():
     from rlselector.bench import config_from_dict, restrict_methods
     from rlselector.bench.plan import plan_cells
@@ -169,6 +179,42 @@ def test_only_restricts_the_grid_to_named_methods():
         restrict_methods(config, ["el2n", "kcenter"])
 
 
+def test_seeds_split_a_grid_into_chunks_whose_cells_are_the_grids_own():
+    from rlselector.bench import GRIDS, config_from_dict, restrict_seeds
+    from rlselector.bench.plan import plan_cells
+
+    config = config_from_dict(GRIDS["cpu-full"])
+    keys = lambda c: {cell.key for cell in plan_cells(c, "sha256:x")}
+    chunks = [restrict_seeds(config, [0]), restrict_seeds(config, [1, 2])]
+    # the two chunks plan exactly the grid's cells, without overlap
+    assert keys(chunks[0]) | keys(chunks[1]) == keys(config) and not keys(chunks[0]) & keys(chunks[1])
+    # the analysis (Dunn index and t-SNE of seed 0) goes with the chunk holding seed 0 only
+    assert chunks[0].analysis == config.analysis and chunks[1].analysis is None
+    # a seed beyond the grid's extends it with cells the grid does not have
+    extended = restrict_seeds(config, [3])
+    assert extended.seeds == (3,) and not keys(extended) & keys(config)
+    assert {cell.seed for cell in plan_cells(extended, "sha256:x")} == {3}
+    for bad, message in (([], "give a comma-separated list"), ([1, 1], "distinct non-negative"), ([-1], "distinct non-negative")):
+        with pytest.raises(InputError, match=message):
+            restrict_seeds(config, bad)
+
+
+def test_the_cpu_grids_share_cpu_fulls_cells_where_they_overlap():
+    """cpu-noise's clean half and cpu-transfer's pre-trainings are cpu-full's own cells (one protocol), so a
+    directory holding cpu-full's cells runs only their new cells."""
+    from rlselector.bench import GRIDS, config_from_dict
+    from rlselector.bench.plan import plan_cells
+
+    full = {c.key for c in plan_cells(config_from_dict(GRIDS["cpu-full"]), "sha256:x")}
+    noise = plan_cells(config_from_dict(GRIDS["cpu-noise"]), "sha256:x")
+    clean = {c.key for c in noise if c.noise == 0.0}
+    assert len(clean) == 3 + 7 * 2 * 3 and clean <= full and not {c.key for c in noise if c.noise} & full
+    transfer = plan_cells(config_from_dict(GRIDS["cpu-transfer"]), "sha256:x", "sha256:y")
+    sources = {c.key for c in transfer if c.kind in ("full", "eval")}
+    assert len(sources) == 3 + 6 * 2 * 3 and sources <= full
+    assert config_from_dict(GRIDS["cpu-transfer"]).transfer.recipe.recalibrate_bn is True
+
+
 def test_cli_only_and_split_are_checked(tmp_path):
     from typer.testing import CliRunner
 
@@ -177,6 +223,9 @@ def test_cli_only_and_split_are_checked(tmp_path):
     result = CliRunner().invoke(app, ["bench", "--grid", "cpu-cross-arch", "--only", "random,no-such", "--out", str(tmp_path / "out")])
     output = " ".join(result.output.split())
     assert result.exit_code == 2 and "--only: ['no-such'] not among the grid's methods" in output and "random, rl-selector" in output
+    assert not (tmp_path / "out").exists()
+    result = CliRunner().invoke(app, ["bench", "--grid", "cpu-cross-arch", "--seeds", "0,x", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "--seeds '0,x': give comma-separated integers" in " ".join(result.output.split())
     assert not (tmp_path / "out").exists()
     result = CliRunner().invoke(app, ["report", str(tmp_path), "--split", "train"])
     assert result.exit_code == 2 and "--split 'train': choose one of test, validation" in " ".join(result.output.split())

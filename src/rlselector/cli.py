@@ -82,6 +82,14 @@ def _setup(
     )
 
 
+def _seed_list(text: str) -> list[int]:
+    """``--seeds 0,1,2`` as integers; a bad entry is an InputError that names it."""
+    try:
+        return [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise InputError(f"--seeds {text!r}: give comma-separated integers, e.g. --seeds 0,1") from None
+
+
 def _fail(err: Exception) -> None:
     CONSOLE.print(f"[bold red]error:[/] {err}")
     raise typer.Exit(2)
@@ -396,6 +404,7 @@ def bench(
     data_root: DataRootOpt = None,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads torch may use; default: the grid's 'threads', else the cores not busy at start.")] = None,
     only: Annotated[Optional[str], typer.Option("--only", help="Run only these methods of the grid (comma-separated, e.g. random,rl-selector); their cells are the grid's own.")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="Run these seeds instead of the grid's (comma-separated, e.g. 0,1): one chunk per parallel or later run; other seeds extend the grid. Cells are the grid's own.")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="Where every network of the grid trains (auto, cpu, cuda, cuda:N, mps); default: the grid's runtime, else auto. Not part of the cells' identity.")] = None,
     amp: Annotated[Optional[str], typer.Option("--amp", help="Mixed precision for every network of the grid (off, bf16, fp16); default: the grid's runtime, else off. Part of the cells' identity: other values train other cells.")] = None,
     quiet: QuietOpt = False,
@@ -403,13 +412,15 @@ def bench(
     """Run a benchmark grid (methods x ratios x seeds x evaluation models); resumable; logs the time left."""
     from dataclasses import replace
 
-    from .bench import load_bench_config, restrict_methods, run_bench
+    from .bench import load_bench_config, restrict_methods, restrict_seeds, run_bench
     from .bench.grid import checked_runtime
 
     try:
         spec = load_bench_config(grid=grid, path=config, data_root=data_root)
         if only is not None:
             spec = restrict_methods(spec, [name.strip() for name in only.split(",") if name.strip()])
+        if seeds is not None:
+            spec = restrict_seeds(spec, _seed_list(seeds))
         chosen = {key: value for key, value in (("device", device), ("amp", amp)) if value is not None}
         if chosen:
             spec = replace(spec, runtime=checked_runtime({**spec.runtime, **chosen}, "--device/--amp"))

@@ -11,7 +11,7 @@ results directory), ``cost``, ``data``, ``analysis``; ``grid`` (the schema, vali
 """
 
 from .execute import BenchSummary, run_bench
-from .grid import BenchConfig, config_from_dict, load_bench_config, restrict_methods
+from .grid import BenchConfig, config_from_dict, load_bench_config, restrict_methods, restrict_seeds
 from .grids import GRIDS
 
-__all__ = ["GRIDS", "BenchConfig", "BenchSummary", "config_from_dict", "load_bench_config", "restrict_methods", "run_bench"]
+__all__ = ["GRIDS", "BenchConfig", "BenchSummary", "config_from_dict", "load_bench_config", "restrict_methods", "restrict_seeds", "run_bench"]

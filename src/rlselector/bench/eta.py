@@ -1,8 +1,10 @@
 """How long a grid has left: cells done and left, and the mean seconds per cell kind so far.
 
-A kind not timed yet is estimated at the mean over every cell timed so far. Kinds differ by an
-order of magnitude (a full-data cell trains on everything, an eval cell may compute its selection
-first), so one mean over all cells would mislead as the mix of pending kinds changes.
+Kinds differ by an order of magnitude (a full-data cell trains on everything; an eval cell that
+computes its selection first, ``eval+METHOD``, costs that method's selection on top, and a method
+that trains ten proxies costs a hundred times one that draws at random), so one mean over all cells
+would mislead as the mix of pending kinds changes. A kind not timed yet is estimated at the mean of
+the timed kinds that share its base (``eval+el2n`` by every ``eval+…``), else of every timed cell.
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ class Eta:
             self.seconds[kind].append(seconds)
 
     def mean(self, kind: str) -> float | None:
-        """Mean seconds of the ``kind`` cells timed so far; of every timed cell when none of ``kind`` is; None before any."""
-        times = self.seconds.get(kind) or [t for values in self.seconds.values() for t in values]
+        """Mean seconds of the ``kind`` cells timed so far; else of the timed kinds with its base (the part
+        before ``+``); else of every timed cell; None before any."""
+        base = kind.split("+")[0]
+        times = self.seconds.get(kind) \
+            or [t for other, values in self.seconds.items() if "+" in kind and other.startswith(base + "+") for t in values] \
+            or [t for values in self.seconds.values() for t in values]
         return sum(times) / len(times) if times else None
 
     def seconds_left(self) -> float | None:

@@ -96,7 +96,8 @@ class GridRunner:
             self._keep |= {c.features_from.key for c in pending if c.features_from is not None}
             log.info("grid %s: %d cells, %d already stored, %d to run → %s", self.config.name, len(cells), len(cells) - len(pending), len(pending), self.out)
             failed: list[str] = []
-            eta = Eta([c.kind for c in pending], done=len(cells) - len(pending))
+            eta_kinds = self._eta_kinds(pending)
+            eta = Eta(list(eta_kinds.values()), done=len(cells) - len(pending))
             with make_progress("cells", enabled=self.progress, style="bold cyan") as bar:
                 task = bar.add_task("grid", total=len(cells), completed=len(cells) - len(pending))
                 for cell in pending:
@@ -105,7 +106,7 @@ class GridRunner:
                     ok = self._run_cell(cell)
                     if not ok:
                         failed.append(cell.label)
-                    eta.finished(cell.kind, time.perf_counter() - started, timed=ok)
+                    eta.finished(eta_kinds[cell.key], time.perf_counter() - started, timed=ok)
                     log.info("grid %s: %s", self.config.name, eta.line())
                     bar.update(task, advance=1)
                 bar.update(task, description="grid")
@@ -114,6 +115,19 @@ class GridRunner:
             raise InputError(f"{len(failed)} of {len(cells)} cells failed ({', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}); "
                              f"tracebacks in {self.out / FAILED}; run the grid again to retry them")
         return summary
+
+    def _eta_kinds(self, pending: list[Cell]) -> dict[str, str]:
+        """Each pending cell's kind for the ETA: ``eval+METHOD`` for the eval cell that will compute its
+        selection (the first pending one of a selection not stored yet), else the cell's kind."""
+        kinds, computing = {}, set()
+        for cell in pending:
+            kinds[cell.key] = cell.kind
+            if cell.kind == "eval":
+                key = cell_key(cell.spec["selection"])
+                if key not in computing and not (self.store.selection_dir(cell, key) / "selection.json").exists():
+                    computing.add(key)
+                    kinds[cell.key] = f"eval+{cell.method}"
+        return kinds
 
     def _run_cell(self, cell: Cell) -> bool:
         started = time.perf_counter()

@@ -286,6 +286,23 @@ def restrict_methods(config: BenchConfig, names: list[str]) -> BenchConfig:
     return replace(config, methods=methods, method_params={k: v for k, v in config.method_params.items() if k in methods})
 
 
+def restrict_seeds(config: BenchConfig, seeds: list[int]) -> BenchConfig:
+    """The grid run for ``seeds`` instead of its own (``bench --seeds``): seeds of the grid split it into
+    parallel or resumable chunks, other seeds extend it; cells keep their keys, so the chunks of one grid
+    merge into one results directory. The analysis keeps the seeds it shares with the chunk, and is left
+    to the chunk that holds them."""
+    if not seeds:
+        raise InputError("--seeds: give a comma-separated list of integer seeds, e.g. --seeds 0,1")
+    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise InputError(f"--seeds {','.join(map(str, seeds))}: seeds must be distinct non-negative integers")
+    analysis = config.analysis
+    if analysis is not None:
+        kept = tuple(s for s in analysis.seeds if s in seeds)
+        tsne = analysis.tsne if analysis.tsne is not None and analysis.tsne.seed in seeds else None
+        analysis = replace(analysis, seeds=kept, tsne=tsne) if kept else None
+    return replace(config, seeds=tuple(seeds), analysis=analysis)
+
+
 def _recipe(value: Any, *, where: str) -> tuple[TrainConfig, str, str, int]:
     """(training config, its name, the recipe's model, the recipe's width) of a recipe name or mapping."""
     from ..recipes import get_recipe

@@ -21,8 +21,13 @@ def _target_recipes(recipe: str) -> dict[str, dict[str, Any]]:
 
 _CPU_TINY_PROXY = {"model": "resnet18", "width": 8, "epochs": 3, "batch_size": 64, "lr": 0.05, "record_epochs": [0, 1, 2, 3]}
 _CPU_PROXY = {"model": "resnet18", "width": 8, "epochs": 5, "batch_size": 128, "lr": 0.1, "record_epochs": [0, 1, 3, 5]}
-_CPU_GRID = {  # shared by cpu-full, cpu-transfer and cpu-noise (cpu-full adds its evaluation protocol below)
-    "data": "fashion-mnist", "limit": 8000, "models": [{"name": "resnet18", "width": 8}], "recipe": "cpu",
+# cpu-full, cpu-transfer, cpu-noise and cpu-cross-arch evaluate with batch-norm statistics recomputed on the subset
+# after the last epoch (stale running statistics were most of one selection's scatter over evaluation seeds; the
+# paired differences between selections still scatter by 0.8-2 points, BENCHMARKS.md "under the recalibrated
+# protocol") and hold out a 10 % class-stratified validation split to choose defaults on.
+_RECALIBRATED = {"validation": 0.1, "recipe": {"base": "cpu", "recalibrate_bn": True}}
+_CPU_GRID = {  # shared by cpu-full, cpu-transfer and cpu-noise: their cells at a shared ratio and seed are the same
+    "data": "fashion-mnist", "limit": 8000, "models": [{"name": "resnet18", "width": 8}], **_RECALIBRATED,
     "method_params": _target_recipes("cpu"), "proxy": _CPU_PROXY, "threads": 1,
 }
 _PAPER_MODELS = ["resnet50", "resnet18", "vgg16", "densenet121", "vit_small"]
@@ -37,15 +42,10 @@ GRIDS: dict[str, dict[str, Any]] = {
         "method_params": _target_recipes("cpu-tiny"), "proxy": _CPU_TINY_PROXY,
         "analysis": {"max_samples": 1000, "tsne": {"samples": 800}}, "threads": 1,
     },
-    # cpu-full and cpu-cross-arch evaluate with batch-norm statistics recomputed on the subset after the last epoch
-    # (stale running statistics were most of one selection's scatter over evaluation seeds; the paired differences
-    # between selections still scatter by 0.8-2 points, BENCHMARKS.md "under the recalibrated protocol") and hold out a
-    # 10 % class-stratified validation split to choose defaults on.
     "cpu-full": {
         "summary": "Fashion-MNIST 8,000 train / 10,000 test, every method, 30/50/70/90 %, 3 seeds, ResNet-18 w8 5 epochs "
-                   "(resumable: run it again to continue; measured about 65 min per seed on one thread, seeds as parallel runs, see BENCHMARKS.md)",
-        **_CPU_GRID, "validation": 0.1, "recipe": {"base": "cpu", "recalibrate_bn": True},
-        "methods": list(ALL_METHODS), "ratios": [0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2],
+                   "(resumable: run it again to continue; measured about 65 min per seed on one thread, seeds as parallel runs with --seeds, see BENCHMARKS.md)",
+        **_CPU_GRID, "methods": list(ALL_METHODS), "ratios": [0.3, 0.5, 0.7, 0.9], "seeds": [0, 1, 2],
         "analysis": {"max_samples": 4000, "tsne": {"method": "rl-selector", "ratio": 0.9, "samples": 2000}},
     },
     "cpu-cross-arch": {
@@ -61,7 +61,7 @@ GRIDS: dict[str, dict[str, Any]] = {
         "summary": "pre-train on a selected Fashion-MNIST subset, fine-tune on MNIST 5,000 for 5 epochs (the paper's Table 1 analogue; "
                    "2 epochs scattered random's seeds over 61-83 %, BENCHMARKS.md)",
         **_CPU_GRID, "methods": ["random", "rl-selector", "cover-static", "moderate", "el2n", "forgetting"], "ratios": [0.5, 0.9],
-        "seeds": [0, 1, 2], "transfer": {"data": "mnist", "limit": 5000, "recipe": {"base": "cpu", "epochs": 5, "lr": 0.02}},
+        "seeds": [0, 1, 2], "transfer": {"data": "mnist", "limit": 5000, "recipe": {"base": "cpu", "epochs": 5, "lr": 0.02, "recalibrate_bn": True}},
         "analysis": None,
     },
     "cpu-noise": {
