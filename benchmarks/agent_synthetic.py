@@ -81,6 +81,9 @@ VARIANTS: dict[str, AgentConfig] = {
     "no-averaging": AgentConfig(decision_ema=0.0),
     "raw-states": AgentConfig(normalize_states=False),
     "no-set-state": AgentConfig(set_state=False),
+    "cover-weight-1": AgentConfig(low_ratio_cover_weight=None),  # the ε-cover rank whole at every ratio: the default until 2026-12-04
+    "cover-weight-0.3": AgentConfig(cover_weight=0.3, low_ratio_cover_weight=None),
+    "cover-weight-0": AgentConfig(cover_weight=0.0, low_ratio_cover_weight=None),
     "set-weight-0": AgentConfig(set_weight=0.0),
     "set-weight-1": AgentConfig(set_weight=1.0),
     "set-weight-4": AgentConfig(set_weight=4.0),

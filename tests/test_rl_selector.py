@@ -123,11 +123,12 @@ def test_cover_static_random_uncovered_changes_only_the_uncovered_order(digits):
         assert 0.0 < covered.mean() < 1.0
 
 
-@pytest.mark.parametrize("agent, learns", [({}, True), ({"learning_rate": 0.0}, False)])
+@pytest.mark.parametrize("agent, learns", [({}, True), ({"learning_rate": 0.0}, False), ({"cover_weight": 0.0}, False)])
 def test_agent_on_features_reaches_the_band_and_ranks_by_cover(digits, agent, learns):
     """On fixed pixel features the agent's natural ratio lands near the target, and only an agent that
-    learns keeps the least covered samples far above chance (measured 0.772 for the default; chance
-    0.5; the set-aware reward trades some of the static order for near pairs)."""
+    learns the cover rank keeps the least covered samples far above chance (measured 0.772 for the
+    default; chance 0.5; the set-aware reward trades some of the static order for near pairs); with
+    learning rate 0, or the rank weighted 0 in the reward, it does not."""
     from rlselector.cover import cover, epsilon, redundancy_rank
 
     feats = pixel_features(digits)
@@ -345,3 +346,24 @@ def test_a_float16_bank_halves_the_bytes_and_keeps_exactly_representable_feature
     hook = next(o for o in loop.observers if hasattr(o, "bank"))
     hook.observe(torch.arange(8), features=torch.from_numpy(features[:8]))
     assert hook.bank.dtype == torch.float16 and hook.bank.element_size() == 2
+
+
+def test_a_changed_agent_default_is_a_new_run_not_a_stale_one(monkeypatch):
+    """Runs and benchmark cells are keyed by the recorded parameters: they hold the resolved agent
+    configuration, so a default moved in ``AgentConfig`` changes the record (an empty ``agent`` dict
+    alone would have matched the old runs)."""
+    import dataclasses
+
+    from rlselector.agent import AgentConfig
+    from rlselector.api import get_method
+    from rlselector.methods import rl_selector
+    from rlselector.selection.method import params_record
+
+    method = get_method("rl-selector")
+    record = params_record(method.make_params())
+    assert set(record["agent"]) == {f.name for f in dataclasses.fields(AgentConfig)}
+    assert record == params_record(method.make_params(agent={"cover_weight": AgentConfig().cover_weight}))
+    monkeypatch.setitem(rl_selector.VARIANTS, "default", lambda: AgentConfig(cover_weight=0.7))
+    moved = params_record(method.make_params())
+    assert moved["agent"]["cover_weight"] == 0.7 and moved != record
+    assert method(method.make_params()).agent_config() == AgentConfig(cover_weight=0.7)

@@ -10,7 +10,8 @@ same-class sample in units of the sample's neighbourhood scale, and the share of
 kept nearby); without that, two near-duplicates have the same state and can only be told apart by
 chance. The action keeps (1) or prunes (0) it. The reward asks for (1) a kept share at the target
 ratio sr and (2) few kept samples that others already cover: ``r_i = −a_i·(Ĉ_i + price)``, where Ĉ_i
-is the sample's cover rank plus a set-aware term (:func:`set_aware_cover`: keeping a sample whose
+is the sample's cover rank (weighted 0.3 at ratios ≤ 0.3, where the least covered are the atypical
+samples, and whole from 0.5; measured on a validation split) plus a set-aware term (:func:`set_aware_cover`: keeping a sample whose
 kept twin lies close costs more; once the twin goes it costs nothing, Lemma 2) and the *ratio price*
 is what keeping one sample costs under the ratio term.
 
@@ -56,6 +57,10 @@ Estimator = Literal["expected", "critic"]
 RatioControl = Literal["quantile-tracking", "dual-ascent", "penalty"]
 RatioFeedback = Literal["reference", "batch-decisions", "batch-actions", "scores"]
 CoverSignal = Literal["rank", "centred", "minmax"]
+
+LOW_RATIO_BAND = (0.3, 0.5)
+"""Ratios between which the weight of Ĉ moves linearly from ``low_ratio_cover_weight`` to ``cover_weight``
+(measured at 0.3 and at 0.5–0.9 on the validation split; between the two, interpolated, not measured)."""
 
 
 @dataclass
@@ -120,6 +125,12 @@ class AgentConfig:
     set_state: bool = True
     """The state carries the kept set around the sample (:func:`kept_set_context`): without it two
     near-duplicates have the same state and the same keep probability."""
+    cover_weight: float = 1.0
+    """Weight of the ε-cover rank Ĉ in the reward at ratios ≥ 0.5: keeping a sample costs
+    ``weight · Ĉ`` (0: only the ratio price and the set-aware term decide)."""
+    low_ratio_cover_weight: float | None = 0.3
+    """The weight at ratios ≤ 0.3, linear in the ratio up to ``cover_weight`` at 0.5 (None: ``cover_weight``
+    at every ratio): at a low ratio the pull towards the least covered keeps the atypical samples."""
     set_weight: float = 2.0
     """Set-aware reward: keeping a sample whose nearest kept same-class neighbour lies at a share x of
     its own neighbourhood scale costs ``set_weight · (1 − x)`` more (x ≥ 1: nothing)."""
@@ -151,8 +162,17 @@ class AgentConfig:
             raise InputError(f"AgentConfig.temperature must be > 0, got {self.temperature}")
         if not 1 <= self.scale_neighbour <= self.neighbours:
             raise InputError(f"AgentConfig.scale_neighbour must lie in [1, neighbours={self.neighbours}], got {self.scale_neighbour}")
-        if self.set_weight < 0:
-            raise InputError(f"AgentConfig.set_weight must be ≥ 0, got {self.set_weight}")
+        for name in ("cover_weight", "low_ratio_cover_weight", "set_weight"):
+            if (getattr(self, name) or 0.0) < 0:
+                raise InputError(f"AgentConfig.{name} must be ≥ 0, got {getattr(self, name)}")
+
+    def cover_weight_at(self, ratio: float) -> float:
+        """The weight of Ĉ in the reward at ``ratio`` (``cover_weight``, ``low_ratio_cover_weight``)."""
+        if self.low_ratio_cover_weight is None:
+            return self.cover_weight
+        low, high = LOW_RATIO_BAND
+        share = min(1.0, max(0.0, (ratio - low) / (high - low)))
+        return self.low_ratio_cover_weight + share * (self.cover_weight - self.low_ratio_cover_weight)
 
     @classmethod
     def paper_literal(cls, **overrides: Any) -> "AgentConfig":
@@ -177,6 +197,7 @@ class AgentConfig:
             decision_ema=0.0,
             normalize_states=False,
             set_state=False,
+            low_ratio_cover_weight=None,
             set_weight=0.0,
         )
         return replace(literal, **overrides)
@@ -200,6 +221,7 @@ class AgentConfig:
             decision_ema=0.0,
             action_samples=1,
             set_state=False,
+            low_ratio_cover_weight=None,
             set_weight=0.0,
         )
         return replace(found, **overrides)
@@ -319,11 +341,16 @@ def closest_context(contexts: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([stacked[:, :, 0].min(0).values, stacked[:, :, 1].max(0).values], 1)
 
 
-def set_aware_cover(static_hat: torch.Tensor, context: torch.Tensor, weight: float) -> torch.Tensor:
-    """Ĉ with the set-aware term: ``static_hat + weight · max(0, 1 − nearest kept / scale)``. A sample a
-    kept twin covers costs up to ``weight`` more to keep; once the twin goes, it costs nothing extra,
-    so of two samples that cover each other one stays (Lemma 2)."""
-    return static_hat + weight * (1.0 - context[:, 0]).clamp_min(0.0)
+def set_aware_cover(static_hat: torch.Tensor, context: torch.Tensor | None, config: "AgentConfig", ratio: float) -> torch.Tensor:
+    """What keeping each sample costs beyond the ratio price at ``ratio``: ``w · Ĉ`` (w the config's
+    :meth:`~AgentConfig.cover_weight_at`) plus the set-aware term ``set_weight · max(0, 1 − nearest
+    kept / scale)`` (``context`` needed when ``set_weight > 0``). A sample a kept twin covers costs up
+    to ``set_weight`` more to keep; once the twin goes, it costs nothing extra, so of two samples that
+    cover each other one stays (Lemma 2)."""
+    priced = config.cover_weight_at(ratio) * static_hat
+    if config.set_weight == 0:
+        return priced
+    return priced + config.set_weight * (1.0 - context[:, 0]).clamp_min(0.0)
 
 
 # --- networks and state normalisation -------------------------------------------------------------------

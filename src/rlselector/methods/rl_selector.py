@@ -8,7 +8,7 @@ through the training loop's per-minibatch hooks, so the target network trains on
   sample, are the states; the agent (A2C with a trained critic, ``rlselector.agent``) samples actions,
   they enter the dataset-wide score vector, its deterministic decisions enter the kept set the next
   states read, the features enter the feature bank, and the agent updates on the reward (ratio term
-  + ε-cover rank + set-aware term);
+  + ε-cover rank, weighted 0.3 at ratios ≤ 0.3 and whole from 0.5, + set-aware term);
 - every epoch end: the ε-sample cover and each sample's nearest same-class neighbours are recomputed
   from the bank (``rlselector.cover``, blockwise); the first epoch only fills the bank;
 - at the end (``decision="policy"``, the default): the agent's own decision. The geometry is read in
@@ -214,9 +214,7 @@ class SelectorHook(Observer):
                 reference = self.states(torch.randint(0, n, (self.reference_size,), generator=self._reference_generator))
         config = self.agent.config
         context = self.context(indices) if config.set_state or config.set_weight > 0 else None
-        states, cover_hat = self.states(indices, features, context=context), self.cover_hat[indices]
-        if config.set_weight > 0:
-            cover_hat = set_aware_cover(cover_hat, context, config.set_weight)
+        states, cover_hat = self.states(indices, features, context=context), set_aware_cover(self.cover_hat[indices], context, config, self.ratio)
         actions, stats = self.agent.step(
             states, cover_hat, reference_states=reference, kept_fraction=float((self.scores >= 0.5).float().mean())
         )
@@ -403,6 +401,15 @@ class RLSelector(SelectionMethod, ObservingMethod):
                                       example="runs/rl-50")
         finetune_epochs: int | None = param(None, "epochs of that fine-tuning (None = 15/200 of the recipe's epochs, at least 1)", ge=1)
         finetune_lr_scale: float = param(0.1, "learning rate of that fine-tuning, as a share of the recipe's", gt=0)
+
+    @classmethod
+    def make_params(cls, **values: Any) -> "RLSelector.Params":
+        """The typed parameters with ``agent`` holding every field of the resolved agent configuration:
+        runs are keyed and compared by the recorded parameters, so a changed ``AgentConfig`` default
+        must make a new run, never match an old one."""
+        params = super().make_params(**values)
+        resolved = dataclasses.replace(VARIANTS[params.variant](), **params.agent)
+        return dataclasses.replace(params, agent=dataclasses.asdict(resolved))
 
     def agent_config(self) -> AgentConfig:
         """The variant's agent configuration with the ``agent`` overrides (typed by ``make_params``)."""
