@@ -88,7 +88,8 @@ def test_bad_parameters_are_refused_with_what_they_must_be(method, params, messa
         ("moderate", ["policy=keep-lowest"], {"policy": "keep-lowest"}),
         ("rl-selector", ["agent={learning_rate: 3e-4, hidden_sizes: [64, 32], gamma: 0}"],
          {"agent": {"learning_rate": 3e-4, "hidden_sizes": (64, 32), "gamma": 0.0}}),
-        ("rl-selector", ["agent={low_ratio_cover_weight: null, cover_weight: 1}"], {"agent": {"low_ratio_cover_weight": None, "cover_weight": 1.0}}),
+        ("rl-selector", ["agent={low_ratio_cover_weight: null, cover_weight: 1}"],
+         {"agent": {"low_ratio_cover_weight": None, "cover_weight": 1.0}}),
     ],
 )
 def test_values_are_coerced_to_their_declared_types(method, params, expected):

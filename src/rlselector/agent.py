@@ -11,8 +11,9 @@ kept nearby); without that, two near-duplicates have the same state and can only
 chance. The action keeps (1) or prunes (0) it. The reward asks for (1) a kept share at the target
 ratio sr and (2) few kept samples that others already cover: ``r_i = −a_i·(Ĉ_i + price)``, where Ĉ_i
 is the sample's cover rank (weighted 0.3 at ratios ≤ 0.3, where the least covered are the atypical
-samples, and whole from 0.5; measured on a validation split) plus a set-aware term (:func:`set_aware_cover`: keeping a sample whose
-kept twin lies close costs more; once the twin goes it costs nothing, Lemma 2) and the *ratio price*
+samples, and whole from 0.5; measured on a validation split) plus a set-aware term
+(:func:`set_aware_cover`: keeping a sample whose kept twin lies close costs more; once the twin goes
+it costs nothing, Lemma 2) and the *ratio price*
 is what keeping one sample costs under the ratio term.
 
 Default: **A2C** (``estimator="critic"``). Keep with probability σ((actor(s) − ν)/T); actions sampled

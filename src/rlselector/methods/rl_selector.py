@@ -214,7 +214,8 @@ class SelectorHook(Observer):
                 reference = self.states(torch.randint(0, n, (self.reference_size,), generator=self._reference_generator))
         config = self.agent.config
         context = self.context(indices) if config.set_state or config.set_weight > 0 else None
-        states, cover_hat = self.states(indices, features, context=context), set_aware_cover(self.cover_hat[indices], context, config, self.ratio)
+        states = self.states(indices, features, context=context)
+        cover_hat = set_aware_cover(self.cover_hat[indices], context, config, self.ratio)
         actions, stats = self.agent.step(
             states, cover_hat, reference_states=reference, kept_fraction=float((self.scores >= 0.5).float().mean())
         )
