@@ -409,12 +409,11 @@ class RLSelector(SelectionMethod, ObservingMethod):
         runs are keyed and compared by the recorded parameters, so a changed ``AgentConfig`` default
         must make a new run, never match an old one."""
         params = super().make_params(**values)
-        resolved = dataclasses.replace(VARIANTS[params.variant](), **params.agent)
-        return dataclasses.replace(params, agent=dataclasses.asdict(resolved))
+        return dataclasses.replace(params, agent=dataclasses.asdict(_agent_config(params)))
 
     def agent_config(self) -> AgentConfig:
         """The variant's agent configuration with the ``agent`` overrides (typed by ``make_params``)."""
-        return dataclasses.replace(VARIANTS[self.params.variant](), **self.params.agent)
+        return _agent_config(self.params)
 
     def validate(self, ctx: SelectionContext) -> None:
         p = self.params
@@ -602,6 +601,11 @@ class RLSelector(SelectionMethod, ObservingMethod):
         hook.refresh_cover()
         replay_features(features, ctx.labels, epochs=epochs, batch_size=batch_size, seed=ctx.seed, hooks=[hook],
                         out_dir=ctx.workdir / "agent" if ctx.workdir is not None else None, resume=ctx.resume, progress=ctx.progress)
+
+
+def _agent_config(params: RLSelector.Params) -> AgentConfig:
+    """``params.variant``'s agent configuration with ``params.agent`` laid over it."""
+    return dataclasses.replace(VARIANTS[params.variant](), **params.agent)
 
 
 def beyond_chance(own: np.ndarray, drawn: np.ndarray, n: int) -> float:
